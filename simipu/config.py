@@ -1,0 +1,311 @@
+"""Typed configuration: dataclasses with the paper's values as defaults, YAML presets that only override.
+
+A preset is a short YAML file in ``configs/`` (``tiny``, ``kitti``, ``waymo``) or any path to one.
+Overrides are ``section.key=value`` strings (command line) or keyword arguments (Python)::
+
+    cfg = load_config("tiny", ["train.max_steps=20", "model.matching=greedy"])
+    cfg = load_config("kitti", data__root="/data/kitti")          # keyword form: "__" for "."
+
+An unknown or mistyped key, a value of the wrong type or an impossible value raises
+:class:`simipu.errors.ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+PRESETS = ("tiny", "kitti", "waymo")
+
+
+@dataclass
+class DataConfig:
+    root: str = "data_samples"
+    splits: tuple[str, ...] = ("train", "test")  # SPEC §1.9: pre-train on train + test, leave val out
+    velodyne_dir: str = "velodyne"               # or "velodyne_reduced"
+    num_points: int = 16384                      # SPEC §1.2, released config
+    point_range: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)  # x0 y0 z0 x1 y1 z1
+    fov_only: bool = False                       # also crop to the camera's field of view
+    rot_range: tuple[float, float] = (-math.pi / 2, math.pi / 2)  # SPEC §1.1
+    scale_range: tuple[float, float] = (0.75, 1.25)
+    translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    center: tuple[float, float, float] = (35.2, 0.0, -1.0)
+    flip_prob: float = 0.5                       # bird's-eye-view flip y -> -y
+    img_scale_range: tuple[tuple[int, int], tuple[int, int]] = ((640, 192), (2400, 720))  # (w, h)
+    img_flip_prob: float = 0.5
+    img_size_divisor: int = 32
+    num_workers: int = 4
+    seed: int = 0
+
+
+@dataclass
+class PointEncoderConfig:
+    """3DSSD-style multi-scale set abstraction as released for SimIPU (SPEC §1.2)."""
+    in_channels: int = 4
+    num_points: tuple[Any, ...] = (4096, 1024, (512, 512))
+    radii: tuple[tuple[float, ...], ...] = ((0.2, 0.4, 0.8), (0.4, 0.8, 1.6), (1.6, 3.2, 4.8))
+    num_samples: tuple[tuple[int, ...], ...] = ((32, 32, 64), (32, 32, 64), (16, 16, 16))
+    sa_channels: tuple[Any, ...] = (
+        ((32, 32, 64), (32, 32, 64), (64, 64, 128)),
+        ((64, 64, 128), (64, 64, 128), (128, 128, 256)),
+        ((128, 128, 256), (128, 128, 256), (256, 256, 512)),
+    )
+    aggregation_channels: tuple[int, ...] = (128, 256, 1024)
+    fps_mods: tuple[tuple[str, ...], ...] = (("D-FPS",), ("FS",), ("F-FPS", "D-FPS"))
+    fps_sample_range_lists: tuple[tuple[int, ...], ...] = ((-1,), (-1,), (512, -1))
+    use_xyz: bool = True  # standard PointNet++; the released config used False
+
+
+@dataclass
+class ModelConfig:
+    image_backbone: str = "resnet50"             # SPEC §1.5; resnet18/34 also work
+    point: PointEncoderConfig = field(default_factory=PointEncoderConfig)
+    proj_dim: int = 128                          # SPEC §1.4: heads end in 128-d
+    point_proj_hidden: int = 1024
+    image_proj_hidden: int = 2048
+    temperature: float = 0.07                    # τ of Eq. 4 and Eq. 7
+    lambda_intra: float = 1.0                    # λ, Eq. 8
+    mu_inter: float = 1.0                        # μ, Eq. 8
+    matching: str = "hungarian"                  # or "greedy" (paper Table 5)
+    sync_bn: bool = True                         # SyncBN in the image backbone under DDP
+
+
+@dataclass
+class OptimConfig:
+    """Hybrid optimisation of the paper's appendix D."""
+    image_lr: float = 0.03                       # SGD, image branch
+    image_momentum: float = 0.9
+    image_weight_decay: float = 1e-4
+    point_lr: float = 1e-3                       # AdamW, point branch
+    point_betas: tuple[float, float] = (0.95, 0.99)
+    point_weight_decay: float = 0.01
+    head_lr: float = 0.03                        # SGD, projection heads (as the image branch)
+    head_momentum: float = 0.9
+    head_weight_decay: float = 1e-4
+    lr_decay: float = 0.99                       # exponential, per epoch
+    grad_clip: float = 0.0                       # 0 = off
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100                            # KITTI 100, Waymo 10
+    batch_size: int = 4                          # per GPU (process)
+    max_steps: int = 0                           # 0 = run all epochs
+    seed: int = 0
+    out: str = "runs/simipu"
+    device: str = "auto"                         # auto | cpu | cuda | cuda:1 ...
+    precision: str = "auto"                      # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    ckpt_every: int = 0                          # steps between checkpoints; 0 = once per epoch
+    keep_last: int = 3
+    log_every: int = 10
+    threads: int = 0                             # torch CPU threads, 0 = torch's default
+
+
+@dataclass
+class Config:
+    name: str = "kitti"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(x):
+    """Tuples to lists recursively, so the dict is YAML/JSON friendly."""
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    return x
+
+
+def _tuplify(x):
+    if isinstance(x, (list, tuple)):
+        return tuple(_tuplify(v) for v in x)
+    return x
+
+
+def _coerce(key: str, value, typ):
+    """Check ``value`` against the annotation ``typ`` (scalars strictly, tuples by nesting)."""
+    origin = typing.get_origin(typ)
+    if dataclasses.is_dataclass(typ):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping, got {value!r}")
+        return _build(typ, value, key + ".")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
+        return _tuplify(value)
+    if typ is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
+        return value
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
+        return value
+    if typ is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
+        return float(value)
+    if typ is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls, values: dict, prefix: str = ""):
+    """Instantiate dataclass ``cls`` from a (partial) nested dict, defaults elsewhere."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known in this section: "
+                          f"{', '.join(sorted(names))})")
+    kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def _set_nested(tree: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"config key '{dotted}': '{p}' is not a section")
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides) -> dict:
+    """``["train.max_steps=20", "model.matching=greedy"]`` -> nested dict (values parsed as YAML)."""
+    tree: dict = {}
+    for item in overrides or ():
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override '{item}': cannot parse value ({e})") from None
+        _set_nested(tree, key.strip(), value)
+    return tree
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def preset_path(name: str) -> Path:
+    """Resolve a preset name (``tiny``) or a path to a YAML file."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        return p
+    candidate = CONFIG_DIR / f"{name}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(f"unknown config preset '{name}' (presets: {', '.join(PRESETS)}; "
+                          f"or give a path to a .yaml file)")
+    return candidate
+
+
+def load_config(name: str = "tiny", overrides=None, **kwargs) -> Config:
+    """Load a preset or YAML path, apply ``key=value`` overrides and keyword overrides, validate."""
+    path = preset_path(name)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(tree, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    tree.setdefault("name", path.stem)
+    tree = _merge(tree, parse_overrides(overrides))
+    tree = _merge(tree, parse_overrides(f"{k.replace('__', '.')}={_yaml_repr(v)}" for k, v in kwargs.items()))
+    cfg = _build(Config, tree)
+    validate(cfg)
+    return cfg
+
+
+def _yaml_repr(v) -> str:
+    return yaml.safe_dump(_plain(v), default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def config_from_dict(tree: dict) -> Config:
+    """Rebuild a :class:`Config` from ``Config.to_dict()`` output (e.g. stored in a checkpoint)."""
+    cfg = _build(Config, tree)
+    validate(cfg)
+    return cfg
+
+
+def _num_points_total(n) -> int:
+    return sum(n) if isinstance(n, tuple) else n
+
+
+def validate(cfg: Config) -> None:
+    """Impossible values fail here, before any data is read."""
+    d, p, m, t = cfg.data, cfg.model.point, cfg.model, cfg.train
+    if d.num_points <= 0:
+        raise ConfigError(f"data.num_points must be positive, got {d.num_points}")
+    if len(d.point_range) != 6 or any(d.point_range[i] >= d.point_range[i + 3] for i in range(3)):
+        raise ConfigError(f"data.point_range must be (x0, y0, z0, x1, y1, z1) with mins < maxes, "
+                          f"got {d.point_range}")
+    if not 0 < d.scale_range[0] <= d.scale_range[1]:
+        raise ConfigError(f"data.scale_range must be 0 < lo <= hi, got {d.scale_range}")
+    for key in ("flip_prob", "img_flip_prob"):
+        if not 0.0 <= getattr(d, key) <= 1.0:
+            raise ConfigError(f"data.{key} must be a probability in [0, 1], got {getattr(d, key)}")
+    if d.img_size_divisor <= 0 or d.img_size_divisor % 32:
+        raise ConfigError(f"data.img_size_divisor must be a positive multiple of 32 (ResNet stride), "
+                          f"got {d.img_size_divisor}")
+    n_layers = len(p.num_points)
+    for key in ("radii", "num_samples", "sa_channels", "aggregation_channels", "fps_mods",
+                "fps_sample_range_lists"):
+        if len(getattr(p, key)) != n_layers:
+            raise ConfigError(f"model.point.{key} has {len(getattr(p, key))} layers, "
+                              f"model.point.num_points has {n_layers}")
+    prev = d.num_points
+    for i, n in enumerate(p.num_points):
+        total = _num_points_total(n)
+        if total <= 0 or total > prev:
+            raise ConfigError(f"model.point.num_points[{i}] = {n}: must be positive and at most the "
+                              f"{prev} points entering layer {i + 1}")
+        prev = total
+        if any(r <= 0 for r in p.radii[i]):
+            raise ConfigError(f"model.point.radii[{i}] must be positive, got {p.radii[i]}")
+        if len(p.radii[i]) != len(p.num_samples[i]) or len(p.radii[i]) != len(p.sa_channels[i]):
+            raise ConfigError(f"model.point layer {i + 1}: radii, num_samples and sa_channels must "
+                              f"have one entry per scale")
+        if any(k <= 0 for k in p.num_samples[i]):
+            raise ConfigError(f"model.point.num_samples[{i}] must be positive, got {p.num_samples[i]}")
+        for mod in p.fps_mods[i]:
+            if mod not in ("D-FPS", "F-FPS", "FS"):
+                raise ConfigError(f"model.point.fps_mods[{i}]: unknown sampling mode '{mod}' "
+                                  f"(D-FPS, F-FPS or FS)")
+    if m.image_backbone not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+        raise ConfigError(f"model.image_backbone must be a torchvision ResNet name, got '{m.image_backbone}'")
+    if m.matching not in ("hungarian", "greedy"):
+        raise ConfigError(f"model.matching must be 'hungarian' or 'greedy', got '{m.matching}'")
+    if m.temperature <= 0:
+        raise ConfigError(f"model.temperature must be positive, got {m.temperature}")
+    if m.lambda_intra < 0 or m.mu_inter < 0 or m.lambda_intra + m.mu_inter == 0:
+        raise ConfigError("model.lambda_intra and model.mu_inter must be >= 0 and not both 0")
+    if t.batch_size <= 0 or t.epochs <= 0 or t.max_steps < 0 or t.keep_last < 1:
+        raise ConfigError("train.batch_size and train.epochs must be positive, train.max_steps >= 0, "
+                          "train.keep_last >= 1")
+    if t.precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got '{t.precision}'")
