@@ -1,0 +1,296 @@
+"""Pre-training: one function for the notebook cell, the CLI and every ``torchrun`` process.
+
+    from simipu.config import load_config
+    from simipu.train import pretrain, launch
+    summary = pretrain(load_config("tiny", ["train.max_steps=50"]))     # in-process, e.g. a notebook cell
+    launch(load_config("kitti", data__root="/data/kitti"), nproc=8)      # torchrun from a cell, streamed
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same ``pretrain`` runs DDP: a DistributedSampler shards the
+frames, SyncBN replaces BatchNorm in the image backbone on CUDA, rank 0 alone logs and writes checkpoints.
+Optimisation is the paper's hybrid (appendix D): SGD for the image branch and the projection heads,
+AdamW for the point branch, exponential decay of every learning rate once per epoch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from .checkpoint import (CheckpointError, list_checkpoints, load_latest, load_model_state,
+                         save_checkpoint)
+from .config import Config, load_config
+from .model import SimIPU
+from .pipeline import PretrainDataset, collate
+
+METRICS = ("loss", "loss_intra", "loss_inter", "intra_top1", "intra_top5", "inter_top1", "inter_top5",
+           "match_dist", "match_lt_0.1", "match_lt_0.5", "inter_valid")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class _SkipSampler(torch.utils.data.Sampler):
+    """Yields the wrapped sampler's indices from position ``skip`` on (exact mid-epoch resume)."""
+
+    def __init__(self, sampler, skip: int = 0):
+        self.sampler, self.skip = sampler, skip
+
+    def __iter__(self):
+        it = iter(self.sampler)
+        for _ in range(self.skip):
+            next(it)
+        yield from it
+
+    def __len__(self):
+        return len(self.sampler) - self.skip
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    return torch.device(spec)
+
+
+def _amp_dtype(precision: str, device: torch.device):
+    """Autocast dtype, or None for plain fp32 (always on CPU unless asked)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "fp16":
+        return torch.float16
+    return torch.bfloat16
+
+
+def build_optimizers(model: SimIPU, cfg: Config) -> list[torch.optim.Optimizer]:
+    """Hybrid optimisers of the paper's appendix D: SGD (image), AdamW (points), SGD (heads)."""
+    groups, o = model.param_groups(), cfg.optim
+    return [
+        torch.optim.SGD(groups["image"], lr=o.image_lr, momentum=o.image_momentum,
+                        weight_decay=o.image_weight_decay),
+        torch.optim.AdamW(groups["point"], lr=o.point_lr, betas=tuple(o.point_betas),
+                          weight_decay=o.point_weight_decay),
+        torch.optim.SGD(groups["heads"], lr=o.head_lr, momentum=o.head_momentum,
+                        weight_decay=o.head_weight_decay),
+    ]
+
+
+def _setup_distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+
+
+def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool = True,
+             overrides=None) -> dict:
+    """Run SimIPU pre-training; returns the run summary (also written to ``OUT/summary.json``).
+
+    Args:
+        cfg: a :class:`Config` or a preset name / YAML path.
+        resume: continue exactly from the newest readable checkpoint in ``cfg.train.out``.
+        progress: show a progress bar (loss, accuracies, samples/s) on rank 0.
+        overrides: ``key=value`` strings applied when ``cfg`` is a name.
+    """
+    if not isinstance(cfg, Config):
+        cfg = load_config(cfg, overrides)
+    t = cfg.train
+    device = _device(t.device)
+    rank, world = _setup_distributed(device)
+    if t.threads:
+        torch.set_num_threads(t.threads)
+    torch.manual_seed(t.seed + rank)
+    np.random.seed(t.seed + rank)
+    out = Path(t.out)
+    main_proc = rank == 0
+
+    dataset = PretrainDataset(cfg.data)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=t.seed,
+                                 drop_last=True)
+    steps_per_epoch = len(sampler) // t.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{cfg.data.root}: {len(dataset)} frames give no full batch of "
+                         f"{t.batch_size} per process (world size {world})")
+    total_steps = t.epochs * steps_per_epoch
+    if t.max_steps:
+        total_steps = min(total_steps, t.max_steps)
+
+    model = SimIPU(cfg.model).to(device)
+    if world > 1 and device.type == "cuda" and cfg.model.sync_bn:
+        model.image_encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model.image_encoder)
+    optimizers = build_optimizers(model, cfg)
+    schedulers = [torch.optim.lr_scheduler.ExponentialLR(o, gamma=cfg.optim.lr_decay) for o in optimizers]
+    amp_dtype = _amp_dtype(t.precision, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    step, history = 0, []
+    if resume:
+        found = load_latest(out)
+        if found is None:
+            raise CheckpointError(f"--resume: no readable checkpoint in {out / 'checkpoints'}")
+        path, state = found
+        load_model_state(model, state["model"], state.get("config", {}).get("model"),
+                         cfg.to_dict()["model"], path)
+        for o, s in zip(optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        for sch, s in zip(schedulers, state["schedulers"]):
+            sch.load_state_dict(s)
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        step, history = state["step"], state["history"]
+        if main_proc:
+            print(f"resumed from {path} at step {step}", flush=True)
+
+    ddp_model = model
+    if world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.model.lambda_intra == 0 or cfg.model.mu_inter == 0)
+
+    writer = None
+    if main_proc:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+    def checkpoint():
+        if not main_proc:
+            return
+        state = dict(model=model.state_dict(), optimizers=[o.state_dict() for o in optimizers],
+                     schedulers=[s.state_dict() for s in schedulers], scaler=scaler.state_dict(),
+                     torch_rng=torch.get_rng_state(), step=step, history=history, config=cfg.to_dict())
+        save_checkpoint(state, out, step, t.keep_last)
+
+    bar = tqdm(total=total_steps, initial=step, desc=f"pretrain {cfg.name}", disable=not (progress and main_proc),
+               dynamic_ncols=True)
+    t_start, samples_seen = time.perf_counter(), 0
+    model.train()
+    while step < total_steps:
+        epoch, skip = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=t.batch_size, sampler=_SkipSampler(sampler, skip * t.batch_size),
+                            num_workers=cfg.data.num_workers, collate_fn=collate, drop_last=True,
+                            pin_memory=device.type == "cuda", persistent_workers=False)
+        for batch in loader:
+            t0 = time.perf_counter()
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                result = ddp_model(batch)
+            loss = result["loss"]
+            if not torch.isfinite(loss):
+                kept = list_checkpoints(out)
+                raise TrainingDiverged(
+                    f"step {step + 1}: loss is {loss.item()} (intra {result['loss_intra'].item()}, "
+                    f"inter {result['loss_inter'].item()}). Try lower learning rates or train.precision=fp32. "
+                    + (f"The last good checkpoint is kept: {kept[-1]}" if kept else "No checkpoint was written yet."))
+            for o in optimizers:
+                o.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.optim.grad_clip:
+                for o in optimizers:
+                    scaler.unscale_(o)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            for o in optimizers:
+                scaler.step(o)
+            scaler.update()
+            step += 1
+            n = batch["points_a"].shape[0] * world
+            samples_seen += n
+            row = {k: float(result[k]) for k in METRICS if k in result}
+            row.update(step=step, epoch=epoch, samples_per_s=n / (time.perf_counter() - t0))
+            history.append(row)
+            if main_proc:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.3f}", intra1=f"{row.get('intra_top1', 0):.2f}",
+                                inter1=f"{row.get('inter_top1', 0):.2f}", sps=f"{row['samples_per_s']:.1f}")
+                if step % t.log_every == 0 or step == total_steps:
+                    _log_scalars(writer, row, optimizers, step)
+            epoch_done = step % steps_per_epoch == 0
+            if epoch_done:
+                for s in schedulers:
+                    s.step()
+            if (t.ckpt_every and step % t.ckpt_every == 0) or epoch_done or step == total_steps:
+                checkpoint()
+            if step >= total_steps:
+                break
+    bar.close()
+    wall = time.perf_counter() - t_start
+    summary = _summary(cfg, history, step, wall, samples_seen, device, world)
+    if main_proc:
+        writer.close()
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        _finish_run(out, history)
+    if dist.is_initialized():
+        dist.barrier()
+    return summary
+
+
+def _log_scalars(writer, row: dict, optimizers, step: int) -> None:
+    for k, v in row.items():
+        if k not in ("step", "epoch"):
+            writer.add_scalar(f"train/{k}", v, step)
+    for name, o in zip(("image", "point", "heads"), optimizers):
+        writer.add_scalar(f"lr/{name}", o.param_groups[0]["lr"], step)
+
+
+def _summary(cfg, history, step, wall, samples_seen, device, world) -> dict:
+    last = history[-min(len(history), 10):] if history else []
+    mean = {k: float(np.mean([r[k] for r in last])) for k in METRICS if last and k in last[0]}
+    return dict(config=cfg.name, steps=step, wall_seconds=round(wall, 2),
+                samples_per_s=round(samples_seen / wall, 3) if wall > 0 else None,
+                device=str(device), world_size=world, last10_mean=mean,
+                first=history[0] if history else None, out=str(cfg.train.out))
+
+
+def _finish_run(out: Path, history: list[dict]) -> None:
+    """Loss-curve PNG and the exported backbone beside the checkpoints."""
+    from .export import export_checkpoint
+    from .viz import plot_training_curves
+    plot_training_curves(history, out / "loss_curve.png")
+    ckpts = list_checkpoints(out)
+    if ckpts:
+        export_checkpoint(ckpts[-1], "torchvision", out / "backbone_torchvision.pth")
+
+
+def launch(cfg: Config | str, nproc: int = 2, *, resume: bool = False, nnodes: int = 1,
+           extra_args=(), stream=sys.stdout) -> int:
+    """Run :func:`pretrain` under ``torchrun`` with ``nproc`` processes; stream its output (e.g. to a cell).
+
+    Returns torchrun's exit code; raises ``RuntimeError`` when it is not 0.
+    """
+    if not isinstance(cfg, Config):
+        cfg = load_config(cfg)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_path = Path(tmp) / "config.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+               f"--nnodes={nnodes}", *extra_args, "-m", "simipu", "pretrain", "--config", str(cfg_path)]
+        if nnodes == 1:
+            cmd[3:3] = ["--standalone"]
+        if resume:
+            cmd.append("--resume")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"))
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for line in proc.stdout:
+            stream.write(line)
+            stream.flush()
+        code = proc.wait()
+    if code != 0:
+        raise RuntimeError(f"torchrun exited with code {code}: {' '.join(cmd)}")
+    return code
