@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = ("tiny", "kitti", "waymo")
+_EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
@@ -197,6 +199,8 @@ def parse_overrides(overrides) -> dict:
         key, raw = item.split("=", 1)
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
+            if isinstance(value, str) and _EXP_NUMBER.fullmatch(value):
+                value = float(value)  # YAML 1.1 reads "1e-3" as text; users mean a number
         except yaml.YAMLError as e:
             raise ConfigError(f"override '{item}': cannot parse value ({e})") from None
         _set_nested(tree, key.strip(), value)
