@@ -12,6 +12,7 @@ AdamW for the point branch, exponential decay of every learning rate once per ep
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -232,6 +233,13 @@ def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool
     bar.close()
     wall = time.perf_counter() - t_start
     summary = _summary(cfg, history, step, wall, samples_seen, device, world)
+    fingerprint = parameter_sha256(model)
+    if world > 1:  # DDP must leave every rank with the same weights: record it to check
+        hashes = [None] * world
+        dist.all_gather_object(hashes, fingerprint)
+        summary["rank_param_sha256"] = hashes
+    else:
+        summary["rank_param_sha256"] = [fingerprint]
     if main_proc:
         writer.close()
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -239,6 +247,14 @@ def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool
     if dist.is_initialized():
         dist.barrier()
     return summary
+
+
+def parameter_sha256(model: torch.nn.Module) -> str:
+    """A fingerprint of all parameters: equal strings mean bit-identical weights."""
+    h = hashlib.sha256()
+    for p in model.parameters():
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def _log_scalars(writer, row: dict, optimizers, step: int) -> None:

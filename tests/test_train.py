@@ -1,0 +1,121 @@
+"""The pre-training engine: outputs, exact resume, SIGKILL, divergence, config mismatch, DDP, export."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from simipu.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from simipu.config import load_config
+from simipu.export import export_checkpoint
+from simipu.model import SimIPU
+from simipu.train import TrainingDiverged, launch, parameter_sha256, pretrain
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "data_samples"
+# Small and fast, same code path as the README's main job.
+FAST = ["data.num_workers=0", "data.img_scale_range=[[320, 97], [352, 106]]", "train.threads=2"]
+
+
+def _cfg(tmp_path, *extra, name="tiny"):
+    return load_config(name, [f"data.root={SAMPLES}", f"train.out={tmp_path}", *FAST, *extra])
+
+
+def test_tiny_run_leaves_checkpoint_backbone_logs_curve_and_summary(tmp_path):
+    summary = pretrain(_cfg(tmp_path, "train.max_steps=3"), progress=False)
+    assert summary["steps"] == 3
+    assert list_checkpoints(tmp_path)
+    assert (tmp_path / "backbone_torchvision.pth").is_file()
+    assert (tmp_path / "loss_curve.png").stat().st_size > 10_000
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["steps"] == 3 and all(torch.isfinite(torch.tensor(v)) for v in saved["last10_mean"].values())
+
+
+def test_resume_continues_exactly(tmp_path):
+    n = 3
+    straight = pretrain(_cfg(tmp_path / "a", f"train.max_steps={2 * n}", "train.ckpt_every=1"), progress=False)
+    pretrain(_cfg(tmp_path / "b", f"train.max_steps={n}", "train.ckpt_every=1"), progress=False)
+    resumed = pretrain(_cfg(tmp_path / "b", f"train.max_steps={2 * n}", "train.ckpt_every=1"),
+                       resume=True, progress=False)
+    assert resumed["steps"] == straight["steps"] == 2 * n
+    a = load_checkpoint(list_checkpoints(tmp_path / "a")[-1])
+    b = load_checkpoint(list_checkpoints(tmp_path / "b")[-1])
+    losses_a = [r["loss"] for r in a["history"]]
+    losses_b = [r["loss"] for r in b["history"]]
+    assert losses_a == pytest.approx(losses_b, abs=1e-6)
+    for k, v in a["model"].items():
+        assert torch.allclose(v.double(), b["model"][k].double(), atol=1e-6, rtol=0), k
+
+
+def test_sigkilled_run_resumes_from_its_last_checkpoint(tmp_path):
+    cmd = [sys.executable, "-m", "simipu", "pretrain", "--config", "tiny", "--data-root", str(SAMPLES),
+           "--out", str(tmp_path), "--no-progress", "train.ckpt_every=1", "train.max_steps=1000", *FAST]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while len(list_checkpoints(tmp_path)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = list_checkpoints(tmp_path)
+    assert len(done) >= 2, "the run did not write two checkpoints before the deadline"
+    last_step = load_checkpoint(done[-1])["step"]  # readable: never half-written
+    summary = pretrain(_cfg(tmp_path, f"train.max_steps={last_step + 2}"), resume=True, progress=False)
+    assert summary["steps"] == last_step + 2
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_forward = SimIPU.forward
+    calls = {"n": 0}
+
+    def forward(self, batch):
+        out = real_forward(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+    monkeypatch.setattr(SimIPU, "forward", forward)
+    with pytest.raises(TrainingDiverged, match=r"step 3: loss is nan.*last good checkpoint is kept"):
+        pretrain(_cfg(tmp_path, "train.max_steps=5", "train.ckpt_every=1"), progress=False)
+    assert [load_checkpoint(p)["step"] for p in list_checkpoints(tmp_path)] == [1, 2]
+
+
+def test_resuming_with_another_model_config_is_a_clear_error(tmp_path):
+    pretrain(_cfg(tmp_path, "train.max_steps=1"), progress=False)
+    with pytest.raises(CheckpointError, match="does not fit this model.*image_backbone"):
+        pretrain(_cfg(tmp_path, "train.max_steps=2", "model.image_backbone=resnet34"), resume=True,
+                 progress=False)
+
+
+def test_exported_backbone_loads_into_torchvision_and_computes_the_same_features(tmp_path):
+    pretrain(_cfg(tmp_path, "train.max_steps=1"), progress=False)
+    ckpt = list_checkpoints(tmp_path)[-1]
+    state = torch.load(export_checkpoint(ckpt, "torchvision", tmp_path / "r18.pth"), weights_only=True)
+    net = torchvision.models.resnet18()
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    assert sorted(missing) == ["fc.bias", "fc.weight"] and not unexpected
+    model = SimIPU(load_config("tiny").model)
+    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    model.eval(), net.eval()
+    x = torch.randn(1, 3, 96, 320)
+    trunk = torch.nn.Sequential(*list(net.children())[:-2])
+    assert torch.allclose(model.image_encoder(x), trunk(x), atol=1e-5)
+    mm = torch.load(export_checkpoint(ckpt, "mmdet", tmp_path / "mm.pth"), weights_only=True)
+    assert set(mm["state_dict"]) == {f"backbone.{k}" for k in state}
+
+
+def test_two_process_ddp_keeps_ranks_identical(tmp_path):
+    cfg = _cfg(tmp_path, "train.max_steps=2", "train.threads=1")
+    launch(cfg, nproc=2, stream=open(os.devnull, "w"))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    hashes = summary["rank_param_sha256"]
+    assert len(hashes) == 2 and hashes[0] == hashes[1]
+    torch.manual_seed(cfg.train.seed)
+    assert hashes[0] != parameter_sha256(SimIPU(cfg.model)), "parameters did not change in training"
