@@ -36,7 +36,7 @@ def _export(a) -> None:
 
 
 def _inspect(a) -> None:
-    from .viz import inspect_frame
+    from .viz.matches import inspect_frame
     print(inspect_frame(a.data_root, a.frame, a.out, split=a.split, ckpt=a.ckpt))
 
 

@@ -277,7 +277,7 @@ def _summary(cfg, history, step, wall, samples_seen, device, world) -> dict:
 def _finish_run(out: Path, history: list[dict]) -> None:
     """Loss-curve PNG and the exported backbone beside the checkpoints."""
     from .export import export_checkpoint
-    from .viz import plot_training_curves
+    from .viz.curves import plot_training_curves
     plot_training_curves(history, out / "loss_curve.png")
     ckpts = list_checkpoints(out)
     if ckpts:
