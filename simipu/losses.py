@@ -42,11 +42,14 @@ def info_nce(q: torch.Tensor, k: torch.Tensor, temperature: float = 0.07):
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     P = q.shape[0]
-    q = F.normalize(q, dim=1)
-    k = F.normalize(k, dim=1)
-    logits = q @ k.T / temperature  # (P, P), logits[i, j] = q_i·k_j / τ
-    target = torch.arange(P, device=q.device)
-    loss = F.cross_entropy(logits, target)
+    # Always in float32, also under autocast: with τ = 0.07 logits reach ±14, where bf16 has
+    # a resolution of 0.06.
+    with torch.autocast(q.device.type, enabled=False):
+        q = F.normalize(q.float(), dim=1)
+        k = F.normalize(k.float(), dim=1)
+        logits = q @ k.T / temperature  # (P, P), logits[i, j] = q_i·k_j / τ
+        target = torch.arange(P, device=q.device)
+        loss = F.cross_entropy(logits, target)
     with torch.no_grad():
         top1, top5 = topk_accuracy(logits, target, ks=(1, 5))
     return loss, top1, top5

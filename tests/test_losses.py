@@ -77,3 +77,13 @@ def test_detached_losses_keep_the_value_of_plain_info_nce():
 def test_info_nce_rejects_bad_shapes(q_shape, k_shape):
     with pytest.raises(ValueError):
         info_nce(torch.zeros(q_shape), torch.zeros(k_shape))
+
+
+def test_info_nce_runs_in_float32_under_autocast():
+    g = torch.Generator().manual_seed(3)
+    q, k = torch.randn(16, 8, generator=g), torch.randn(16, 8, generator=g)
+    reference = info_nce(q, k)[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = info_nce(q.bfloat16(), k.bfloat16())[0]
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(reference.item(), rel=2e-2)  # only the bf16 inputs differ
