@@ -1,0 +1,68 @@
+"""Shared fixtures: the real KITTI frames beside the repo, and small KITTI-format roots under tmp_path."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+KITTI_REAL = Path(__file__).resolve().parents[1].parent / "shared" / "kitti_real"
+
+# KITTI frame 000002 (testing) calibration, the numbers of its calib file.
+KITTI_P2 = [[7.215377e+02, 0.0, 6.095593e+02, 4.485728e+01],
+            [0.0, 7.215377e+02, 1.728540e+02, 2.163791e-01],
+            [0.0, 0.0, 1.0, 2.745884e-03]]
+
+
+@pytest.fixture(scope="session")
+def kitti_real() -> Path:
+    """``../shared/kitti_real``: training/000134 and testing/000002 (FOV-cropped clouds); skip if absent."""
+    if not (KITTI_REAL / "training").is_dir():
+        pytest.skip(f"real KITTI frames not found at {KITTI_REAL}")
+    return KITTI_REAL
+
+
+@pytest.fixture
+def kitti_real_root(kitti_real, tmp_path) -> Path:
+    """A KITTI root under tmp_path linking the real frames, with ImageSets train.txt / test.txt."""
+    root = tmp_path / "kitti"
+    for split_dir in ("training", "testing"):
+        for sub in (kitti_real / split_dir).iterdir():
+            (root / split_dir / sub.name).mkdir(parents=True)
+            for f in sub.iterdir():
+                os.symlink(f, root / split_dir / sub.name / f.name)
+    (root / "ImageSets").mkdir()
+    (root / "ImageSets" / "train.txt").write_text("000134\n")
+    (root / "ImageSets" / "test.txt").write_text("000002\n")
+    return root
+
+
+@pytest.fixture
+def make_frame(tmp_path):
+    """Factory writing a small synthetic KITTI-format frame: ``make_frame(id, split_dir="training", ...)``.
+
+    Points are random in front of the camera; the calibration is KITTI-like (written with
+    ``simipu.data.write_calib``); the image is 1242×375 noise. Returns the root.
+    """
+    from simipu.data import write_calib
+
+    def make(frame_id="000000", split_dir="training", n=500, image_wh=(1242, 375), seed=0, root=None):
+        root = Path(root or tmp_path / "root")
+        rng = np.random.default_rng(seed)
+        d = root / split_dir
+        for sub in ("velodyne", "image_2", "calib"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        xyz = np.column_stack([rng.uniform(5, 60, n), rng.uniform(-10, 10, n), rng.uniform(-2, 0.5, n)])
+        pts = np.column_stack([xyz, rng.uniform(0, 1, n)]).astype(np.float32)
+        pts.tofile(d / "velodyne" / f"{frame_id}.bin")
+        Image.fromarray(rng.integers(0, 256, (image_wh[1], image_wh[0], 3), dtype=np.uint8)).save(
+            d / "image_2" / f"{frame_id}.png")
+        Tr = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, -0.08], [1.0, 0.0, 0.0, -0.27]])
+        P = np.array(KITTI_P2)
+        write_calib(d / "calib" / f"{frame_id}.txt",
+                    dict(P0=P, P1=P, P2=P, P3=P, R0_rect=np.eye(3), Tr_velo_to_cam=Tr))
+        return root
+
+    return make
