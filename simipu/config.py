@@ -33,6 +33,8 @@ class DataConfig:
     root: str = "data_samples"
     splits: tuple[str, ...] = ("train", "test")  # SPEC §1.9: pre-train on train + test, leave val out
     velodyne_dir: str = "velodyne"               # or "velodyne_reduced"
+    camera: int = 2                              # image_2 / P2 on KITTI; Waymo-in-KITTI-format front = 0
+    point_dims: int = 4                          # floats per point in .bin (Waymo converted: 6)
     num_points: int = 16384                      # SPEC §1.2, released config
     point_range: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)  # x0 y0 z0 x1 y1 z1
     fov_only: bool = False                       # also crop to the camera's field of view

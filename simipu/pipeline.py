@@ -57,7 +57,7 @@ class PretrainDataset(torch.utils.data.Dataset):
     def __init__(self, cfg, split_override=None):
         self.cfg = cfg
         self.frames = KittiDataset(cfg.root, split_override or cfg.splits, velodyne_dir=cfg.velodyne_dir,
-                                   camera=getattr(cfg, "camera", 2), point_dims=getattr(cfg, "point_dims", 4))
+                                   camera=cfg.camera, point_dims=cfg.point_dims)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -68,7 +68,7 @@ class PretrainDataset(torch.utils.data.Dataset):
 
     def rng(self, index: int) -> np.random.Generator:
         """The generator of sample ``index`` in the current epoch."""
-        return np.random.default_rng([int(getattr(self.cfg, "seed", 0)), self.epoch, int(index)])
+        return np.random.default_rng([int(self.cfg.seed), self.epoch, int(index)])
 
     def __getitem__(self, index: int) -> dict:
         cfg, rng = self.cfg, self.rng(index)
