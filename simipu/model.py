@@ -68,6 +68,7 @@ class ImageEncoder(nn.Module):
         net = RESNETS[name](weights=None)
         self.name = name
         self.out_channels = net.fc.in_features
+        self.stride = 32  # of the last stage (layer4) w.r.t. the input image
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
 
@@ -165,8 +166,7 @@ class SimIPU(nn.Module):
         0 · sum(feature map), a zero that still belongs to the graph.
         """
         # Eq. 5: f = F_I(I)
-        feat = self.image_encoder(batch["image"])  # (B, C, Hp/s, Wp/s), s = 32
-        stride = batch["image"].shape[-1] // feat.shape[-1]
+        feat = self.image_encoder(batch["image"])  # (B, C, Hp/32, Wp/32)
         # Projection and sampling in float32 even under autocast: bf16 pixel coordinates of a
         # 1242-px image are off by several pixels.
         with torch.autocast(feat.device.type, enabled=False):
@@ -174,7 +174,8 @@ class SimIPU(nn.Module):
                 uv, depth = project_points(l_a.float(), batch["lidar2img"].float())  # (B, M, 2), (B, M)
                 valid = in_image(uv, depth, batch["image_hw"])  # (B, M) bool
             # Eq. 6: f_g = f<proj(l_a, C)>, bilinear; M2 = {(i, i)}
-            f_g = sample_features(feat.float(), uv, batch["image_hw"], stride=stride)  # (B, M, C)
+            f_g = sample_features(feat.float(), uv, batch["image_hw"],
+                                  stride=self.image_encoder.stride)  # (B, M, C)
         out = {"inter_valid": valid.sum().float()}
         if int(valid.sum()) < 2:
             out["loss_inter"] = feat.sum() * 0.0
