@@ -213,7 +213,7 @@ def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool
             step += 1
             n = batch["points_a"].shape[0] * world
             samples_seen += n
-            row = {k: float(result[k]) for k in METRICS if k in result}
+            row = {k: float(result[k].detach()) for k in METRICS if k in result}
             row.update(step=step, epoch=epoch, samples_per_s=n / (time.perf_counter() - t0))
             history.append(row)
             if main_proc:
