@@ -85,8 +85,9 @@ def sample_features(feat_map: torch.Tensor, uv: torch.Tensor, image_hw=None, str
     if uv.ndim != 3 or uv.shape[0] != B or uv.shape[-1] != 2:
         raise ValueError(f"uv must be (B={B}, N, 2), got {tuple(uv.shape)}")
     # Sub-pixel positions need float32 even under bf16/fp16 autocast (a bf16 pixel coordinate is ±4 px).
-    grid = pixels_to_grid(uv.float(), (h, w), stride)               # (B, N, 2)
-    f = F.grid_sample(feat_map.float(), grid[:, :, None, :], mode="bilinear", padding_mode="zeros",
+    dtype = torch.promote_types(feat_map.dtype, torch.float32)
+    grid = pixels_to_grid(uv.to(dtype), (h, w), stride)             # (B, N, 2)
+    f = F.grid_sample(feat_map.to(dtype), grid[:, :, None, :], mode="bilinear", padding_mode="zeros",
                       align_corners=True)                            # (B, C, N, 1)
     f = f[..., 0].transpose(1, 2)                                    # (B, N, C)
     if image_hw is not None:
