@@ -1,0 +1,202 @@
+"""Furthest point sampling: D-FPS (PointNet++), F-FPS and the fused "FS" mode (3DSSD).
+
+D-FPS (Qi et al., "PointNet++", NeurIPS 2017, §3.2) picks ``npoint`` centres one at a time, each the
+point furthest (in squared Euclidean distance) from the centres already picked. F-FPS (Yang et al.,
+"3DSSD", CVPR 2020, §3.1) runs the same loop on the concatenation ``[xyz, features]``, so that
+foreground points with distinctive features survive; "FS" takes half the centres by F-FPS and half by
+D-FPS. All functions return int64 indices into the input cloud and never carry gradients.
+
+``furthest_point_sample`` dispatches: on the CPU (3 to 8 coordinates) to the exact bucket-KD-tree
+"QuickFPS" of the ``fpsample`` package, elsewhere to a batch-vectorised torch loop. Both return exactly
+the indices of ``furthest_point_sample_naive`` for the same ``start`` (tests hold them equal).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+try:  # the field's own fast CPU FPS; optional so the torch path still works without it
+    import fpsample
+except ImportError:  # pragma: no cover
+    fpsample = None
+
+_KD_HEIGHT = 7  # fpsample "kdline" tree height: 2**7 buckets, fastest for 16384 -> 4096 on our CPU
+
+
+def _check(points: torch.Tensor, npoint: int, start: int) -> None:
+    if points.dim() != 3:
+        raise ValueError(f"points must be (B, N, D), got shape {tuple(points.shape)}")
+    n = points.shape[1]
+    if not 1 <= npoint <= n:
+        raise ValueError(f"npoint must be in [1, N={n}], got {npoint}")
+    if not 0 <= start < n:
+        raise ValueError(f"start must be in [0, N={n}), got {start}")
+
+
+def furthest_point_sample_naive(points: torch.Tensor, npoint: int, start: int = 0) -> torch.Tensor:
+    """Plain reference FPS: a loop over the batch and over the ``npoint`` picks.
+
+    Args:
+        points: (B, N, D) float; D = 3 (xyz) for D-FPS, 3 + C for F-FPS.
+        npoint: number of centres S to pick (1 <= S <= N).
+        start: index of the first centre.
+    Returns:
+        (B, S) int64 indices, ``idx[:, 0] == start``.
+    """
+    _check(points, npoint, start)
+    points = points.detach()
+    out = torch.empty(points.shape[0], npoint, dtype=torch.long, device=points.device)
+    for b, cloud in enumerate(points):
+        min_d2 = torch.full(cloud.shape[:1], float("inf"), device=points.device)
+        far = start
+        for i in range(npoint):
+            out[b, i] = far
+            min_d2 = torch.minimum(min_d2, ((cloud - cloud[far]) ** 2).sum(-1))
+            far = int(min_d2.argmax())
+    return out
+
+
+def _fps_torch(points: torch.Tensor, npoint: int, start: int) -> torch.Tensor:
+    """Batch-vectorised FPS: one (B, N) tensor op per pick, on any device."""
+    B, N, D = points.shape
+    out = torch.empty(B, npoint, dtype=torch.long, device=points.device)
+    min_d2 = torch.full((B, N), float("inf"), device=points.device, dtype=points.dtype)
+    far = torch.full((B,), start, dtype=torch.long, device=points.device)
+    batch = torch.arange(B, device=points.device)
+    for i in range(npoint):
+        out[:, i] = far
+        centre = points[batch, far].unsqueeze(1)  # (B, 1, D)
+        min_d2 = torch.minimum(min_d2, ((points - centre) ** 2).sum(-1))  # (B, N)
+        far = min_d2.argmax(-1)
+    return out
+
+
+def _kd_order(cloud: np.ndarray, height: int) -> np.ndarray:
+    """An order of ``cloud`` (N, D) float32 that fpsample's KD-tree build leaves in place.
+
+    fpsample builds its tree by splitting each range at the float32 mean of its widest coordinate
+    (Hoare partition, in place) and then reads ``start_idx`` in the *reordered* array. When every node's
+    range is already sorted along its split coordinate, the partitions swap nothing, so ``start_idx``
+    means the index we pass. We build that order here; the caller still checks the first pick.
+    """
+    order = np.arange(len(cloud))
+    stack = [(0, len(cloud), 0)]
+    while stack:
+        left, right, depth = stack.pop()
+        count = right - left
+        if depth == height or count <= 1:
+            continue
+        part = cloud[order[left:right]]
+        dim = int(np.argmax(part.max(0) - part.min(0)))  # first widest coordinate
+        values = part[:, dim]
+        perm = np.argsort(values, kind="stable")
+        order[left:right] = order[left:right][perm]
+        mean = np.cumsum(values[perm], dtype=np.float32)[-1] / np.float32(count)  # sequential sum
+        split = int(np.searchsorted(values[perm], mean, side="left"))
+        split = min(max(split, 1), count - 1)
+        stack += [(left, left + split, depth + 1), (left + split, right, depth + 1)]
+    return order
+
+
+def _fps_fpsample(points: torch.Tensor, npoint: int, start: int) -> torch.Tensor:
+    """Exact FPS per cloud with fpsample's bucket KD-tree (QuickFPS), verified against its start."""
+    out = []
+    for cloud in points.detach().to(torch.float32).numpy():
+        height = min(_KD_HEIGHT, int(np.log2(len(cloud))))
+        order = _kd_order(cloud, height)
+        ordered = np.ascontiguousarray(cloud[order])
+        where = int(np.flatnonzero(order == start)[0])
+        idx = fpsample.bucket_fps_kdline_sampling(ordered, npoint, h=height, start_idx=where)
+        idx = order[idx.astype(np.int64)]
+        if idx[0] != start:  # the tree reordered our start after all: fall back to the plain exact loop
+            idx = fpsample.fps_sampling(cloud, npoint, start_idx=start).astype(np.int64)
+        out.append(torch.from_numpy(idx))
+    return torch.stack(out)
+
+
+def furthest_point_sample(points: torch.Tensor, npoint: int, start: int = 0) -> torch.Tensor:
+    """Furthest point sampling (PointNet++ §3.2), exact, fast on the CPU.
+
+    Args:
+        points: (B, N, D) float; xyz (D = 3) for D-FPS, or ``[xyz, features]`` for F-FPS.
+        npoint: number of centres S (1 <= S <= N).
+        start: index of the first centre (the same for every cloud of the batch).
+    Returns:
+        (B, S) int64 indices into dim 1 of ``points``; equal to ``furthest_point_sample_naive``.
+    """
+    _check(points, npoint, start)
+    B, N, D = points.shape
+    points = points.detach()
+    if points.device.type != "cpu":
+        return _fps_torch(points, npoint, start)
+    if fpsample is not None and 2 <= D <= 8 and N >= 4:
+        return _fps_fpsample(points, npoint, start)
+    # CPU, many channels (F-FPS): the plain per-cloud loop is the fastest here, since one (N, D)
+    # cloud stays in cache while a batched (B, N, D) op streams through memory at every pick
+    return furthest_point_sample_naive(points, npoint, start)
+
+
+def feature_furthest_point_sample(xyz: torch.Tensor, features: torch.Tensor | None, npoint: int,
+                                  start: int = 0) -> torch.Tensor:
+    """F-FPS (3DSSD §3.1): FPS on the squared distance over the concatenation ``[xyz, features]``.
+
+    Args:
+        xyz: (B, N, 3) point locations.
+        features: (B, N, C) point features, or None (then plain D-FPS).
+        npoint: number of centres S.
+        start: index of the first centre.
+    Returns:
+        (B, S) int64 indices.
+    """
+    if features is None:
+        return furthest_point_sample(xyz, npoint, start)
+    return furthest_point_sample(torch.cat([xyz, features], dim=-1).detach(), npoint, start)
+
+
+def sample_points_by_mode(xyz: torch.Tensor, features: torch.Tensor | None,
+                          num_points: int | Sequence[int], fps_mods: Sequence[str] = ("D-FPS",),
+                          sample_ranges: Sequence[int] = (-1,)) -> torch.Tensor:
+    """Sample centres range by range with 3DSSD's modes (mmdetection3d's ``Points_Sampler``).
+
+    The cloud is cut into consecutive index ranges of the given lengths (``-1``: the rest), e.g.
+    ``sample_ranges=(512, -1)`` with ``fps_mods=("F-FPS", "D-FPS")`` and ``num_points=(512, 512)``
+    takes 512 centres by F-FPS among the first 512 points and 512 by D-FPS among the others.
+    Modes: ``"D-FPS"`` (xyz), ``"F-FPS"`` (xyz + features), ``"FS"`` (half F-FPS then half D-FPS,
+    concatenated; the halves may share points).
+
+    Args:
+        xyz: (B, N, 3) point locations.
+        features: (B, N, C) point features or None.
+        num_points: an int, or one int per range.
+        fps_mods: one mode per range.
+        sample_ranges: one range length per range; ``-1`` means up to the end.
+    Returns:
+        (B, sum(num_points)) int64 indices into the whole cloud.
+    """
+    counts = [num_points] if isinstance(num_points, int) else list(num_points)
+    if not len(counts) == len(fps_mods) == len(sample_ranges):
+        raise ValueError(f"num_points {counts}, fps_mods {list(fps_mods)} and sample_ranges "
+                         f"{list(sample_ranges)} must have the same length")
+    N = xyz.shape[1]
+    indices, first = [], 0
+    for npoint, mode, length in zip(counts, fps_mods, sample_ranges):
+        last = N if length == -1 else first + length
+        if not first < last <= N:
+            raise ValueError(f"sample range {length} starting at point {first} does not fit N={N}")
+        part_xyz = xyz[:, first:last]
+        part_feat = None if features is None else features[:, first:last]
+        if mode == "D-FPS":
+            idx = furthest_point_sample(part_xyz, npoint)
+        elif mode == "F-FPS":
+            idx = feature_furthest_point_sample(part_xyz, part_feat, npoint)
+        elif mode == "FS":
+            half = npoint // 2
+            idx = torch.cat([feature_furthest_point_sample(part_xyz, part_feat, npoint - half),
+                             furthest_point_sample(part_xyz, half)], dim=1)
+        else:
+            raise ValueError(f"unknown FPS mode {mode!r}; expected 'D-FPS', 'F-FPS' or 'FS'")
+        indices.append(idx + first)
+        first = last
+    return torch.cat(indices, dim=1)

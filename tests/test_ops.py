@@ -1,0 +1,129 @@
+"""Sampling and grouping ops: fast paths equal the plain references (SPEC §1.2)."""
+import numpy as np
+import pytest
+import torch
+
+from simipu.ops import (ball_query, ball_query_naive, feature_furthest_point_sample,
+                        furthest_point_sample, furthest_point_sample_naive, group_points,
+                        sample_points_by_mode)
+from simipu.ops import grouping, sampling
+
+
+def random_cloud(B, N, seed, scale=(20.0, 20.0, 2.0)):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(B, N, 3, generator=g) * torch.tensor(scale)
+
+
+@pytest.mark.parametrize("seed,start", [(0, 0), (1, 5), (2, 123)])
+def test_cpu_fast_fps_picks_the_same_indices_as_the_plain_loop(seed, start):
+    xyz = random_cloud(2, 2048, seed)
+    fast = furthest_point_sample(xyz, 512, start)
+    assert fast.dtype == torch.int64 and fast.shape == (2, 512)
+    assert torch.equal(fast, furthest_point_sample_naive(xyz, 512, start))
+    assert (fast[:, 0] == start).all()
+
+
+def test_batched_torch_fps_picks_the_same_indices_as_the_plain_loop():
+    xyz = random_cloud(3, 1000, 3)
+    assert torch.equal(sampling._fps_torch(xyz, 200, 7), furthest_point_sample_naive(xyz, 200, 7))
+
+
+def test_fps_of_a_whole_cloud_is_a_permutation():
+    xyz = random_cloud(2, 300, 4)
+    idx = furthest_point_sample(xyz, 300)
+    assert all(sorted(row.tolist()) == list(range(300)) for row in idx)
+
+
+def test_large_fast_fps_is_a_valid_furthest_point_sequence():
+    """16384 -> 4096: float32 near-ties may break differently, so check the FPS property itself."""
+    xyz = random_cloud(1, 16384, 5, scale=(70.4, 80.0, 4.0))
+    idx = furthest_point_sample(xyz, 4096, start=3)[0]
+    assert idx[0] == 3 and len(set(idx.tolist())) == 4096
+    pts = xyz[0].double()
+    min_d2 = ((pts - pts[idx[0]]) ** 2).sum(-1)
+    for i in range(1, 4096):  # each pick is (up to float32 round-off) the furthest remaining point
+        assert min_d2[idx[i]] >= min_d2.max() * (1 - 1e-5)
+        min_d2 = torch.minimum(min_d2, ((pts - pts[idx[i]]) ** 2).sum(-1))
+
+
+def test_ffps_is_fps_on_concatenated_xyz_and_features():
+    xyz, feat = random_cloud(2, 400, 6), torch.randn(2, 400, 5)
+    got = feature_furthest_point_sample(xyz, feat, 64)
+    assert torch.equal(got, furthest_point_sample_naive(torch.cat([xyz, feat], -1), 64))
+    assert torch.equal(feature_furthest_point_sample(xyz, None, 64), furthest_point_sample(xyz, 64))
+
+
+def test_ffps_with_many_channels_matches_the_plain_loop():
+    xyz, feat = random_cloud(2, 600, 7), torch.randn(2, 600, 64)
+    cat = torch.cat([xyz, feat], -1)
+    assert torch.equal(feature_furthest_point_sample(xyz, feat, 100),
+                       furthest_point_sample_naive(cat, 100))
+
+
+def test_fs_mode_is_half_ffps_then_half_dfps():
+    xyz, feat = random_cloud(2, 500, 8), torch.randn(2, 500, 4)
+    idx = sample_points_by_mode(xyz, feat, 100, ("FS",), (-1,))
+    assert idx.shape == (2, 100)
+    assert torch.equal(idx[:, :50], feature_furthest_point_sample(xyz, feat, 50))
+    assert torch.equal(idx[:, 50:], furthest_point_sample(xyz, 50))
+
+
+def test_sample_ranges_sample_each_range_separately():
+    xyz, feat = random_cloud(2, 1000, 9), torch.randn(2, 1000, 4)
+    idx = sample_points_by_mode(xyz, feat, (64, 64), ("F-FPS", "D-FPS"), (512, -1))
+    assert idx.shape == (2, 128)
+    assert (idx[:, :64] < 512).all() and (idx[:, 64:] >= 512).all()
+    assert torch.equal(idx[:, :64], feature_furthest_point_sample(xyz[:, :512], feat[:, :512], 64))
+    assert torch.equal(idx[:, 64:] - 512, furthest_point_sample(xyz[:, 512:], 64))
+
+
+def test_bad_sampling_arguments_raise_value_errors():
+    xyz = random_cloud(1, 10, 0)
+    with pytest.raises(ValueError):
+        furthest_point_sample(xyz, 11)
+    with pytest.raises(ValueError):
+        furthest_point_sample(xyz, 5, start=10)
+    with pytest.raises(ValueError):
+        sample_points_by_mode(xyz, None, 4, ("X-FPS",), (-1,))
+    with pytest.raises(ValueError):
+        sample_points_by_mode(xyz, None, (4, 4), ("D-FPS",), (-1,))
+
+
+@pytest.mark.parametrize("radius,nsample", [(0.8, 32), (2.0, 16), (0.3, 4)])
+def test_fast_ball_query_returns_the_reference_sets(radius, nsample):
+    xyz = random_cloud(2, 3000, 10, scale=(10.0, 10.0, 2.0))
+    centers = xyz[:, torch.randperm(3000, generator=torch.Generator().manual_seed(1))[:500]]
+    ref = ball_query_naive(xyz, centers, radius, nsample)
+    assert torch.equal(ball_query(xyz, centers, radius, nsample), ref)
+    assert torch.equal(grouping._ball_query_torch(xyz, centers, radius, nsample), ref)
+
+
+def test_ball_query_keeps_the_first_in_index_order_and_pads_with_the_first():
+    xyz = torch.tensor([[[0.0, 0, 0], [5, 0, 0], [0.1, 0, 0], [0.2, 0, 0], [9, 9, 9]]])
+    centers = torch.tensor([[[0.0, 0, 0], [5, 0, 0], [50, 0, 0]]])
+    for fn in (ball_query, ball_query_naive, grouping._ball_query_torch):
+        idx = fn(xyz, centers, 0.5, 4)
+        assert idx.tolist() == [[[0, 2, 3, 0], [1, 1, 1, 1], [0, 0, 0, 0]]]
+        assert fn(xyz, centers, 0.15, 2).tolist() == [[[0, 2], [1, 1], [0, 0]]]
+
+
+def test_a_centre_from_the_cloud_is_its_own_neighbour():
+    xyz = random_cloud(1, 2000, 11, scale=(100.0, 100.0, 100.0))  # sparse: often the only one
+    idx = ball_query(xyz, xyz, 1e-3, 8)
+    assert torch.equal(idx[..., 0], torch.arange(2000)[None])
+
+
+def test_group_points_gathers_rows_and_passes_gradients():
+    x = torch.randn(2, 7, 3, requires_grad=True)
+    idx = torch.tensor([[[0, 1], [6, 6]], [[2, 3], [4, 5]]])
+    g = group_points(x, idx)
+    assert g.shape == (2, 2, 2, 3)
+    assert torch.equal(g[1, 0, 1], x[1, 3]) and torch.equal(g[0, 1, 0], x[0, 6])
+    g.sum().backward()
+    assert x.grad[0, 6].eq(2).all() and x.grad[0, 2].eq(0).all()
+
+
+def test_kd_order_keeps_the_start_where_fpsample_reads_it():
+    cloud = np.random.default_rng(0).random((5000, 3), dtype=np.float32)
+    order = sampling._kd_order(cloud, 7)
+    assert sorted(order.tolist()) == list(range(5000))
