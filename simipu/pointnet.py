@@ -1,0 +1,144 @@
+"""The point encoder F_P: multi-scale set abstraction (PointNet++, Qi et al. 2017; 3DSSD, Yang et al. 2020).
+
+A set abstraction (SA) layer picks S centres (D-FPS / F-FPS / "FS", see ``simipu.ops.sampling``), and for
+each radius r_j gathers the first K_j points of the ball around every centre, expresses their xyz
+relative to the centre, runs a shared MLP (1×1 convolutions over the (S, K) grid), max-pools over the
+K neighbours, concatenates the scales and mixes them with a 1×1 "aggregation" convolution (3DSSD).
+``PointEncoder`` stacks the layers of a ``PointEncoderConfig``; the released SimIPU/3DSSD KITTI setting
+is 16384 → 4096 → 1024 → 512 + 512 points with a 1024-d output (SPEC §1.2).
+
+Points stay channel-last (B, N, C) between layers; they are permuted to (B, C, S, K) only to enter the
+convolutions.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .ops import ball_query, group_points, sample_points_by_mode
+
+
+def shared_mlp(channels: Sequence[int], conv: type = nn.Conv2d, bn: type = nn.BatchNorm2d) -> nn.Sequential:
+    """1×1 conv + BN + ReLU per layer: ``channels = (c_in, c_1, ..., c_L)``."""
+    layers = []
+    for c_in, c_out in zip(channels[:-1], channels[1:]):
+        layers += [conv(c_in, c_out, kernel_size=1, bias=False), bn(c_out), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class SetAbstractionMSG(nn.Module):
+    """One multi-scale-grouping SA layer with 3DSSD's sampling modes and aggregation.
+
+    Args:
+        in_channels: C_in, feature channels of the input points (0 when they only have xyz).
+        num_points: S, an int or one int per sample range (S = their sum).
+        radii: one ball radius per scale.
+        num_samples: K_j, neighbours per ball, one per scale.
+        mlp_channels: the shared MLP's output channels per scale, e.g. ((32, 32, 64), (64, 64, 128)).
+        aggregation_channels: C_out of the final 1×1 Conv1d + BN + ReLU.
+        fps_mods: sampling mode per sample range ("D-FPS", "F-FPS", "FS").
+        fps_sample_range_list: range length per sample range (-1: to the end).
+        use_xyz: concatenate the relative xyz to the grouped features (PointNet++; the released
+            SimIPU/3DSSD config uses False). Without input features, relative xyz is always used.
+    """
+
+    def __init__(self, in_channels: int, num_points, radii: Sequence[float], num_samples: Sequence[int],
+                 mlp_channels: Sequence[Sequence[int]], aggregation_channels: int,
+                 fps_mods: Sequence[str] = ("D-FPS",), fps_sample_range_list: Sequence[int] = (-1,),
+                 use_xyz: bool = True):
+        super().__init__()
+        if not len(radii) == len(num_samples) == len(mlp_channels):
+            raise ValueError(f"radii {radii}, num_samples {num_samples} and mlp_channels "
+                             f"{mlp_channels} need one entry per scale")
+        self.num_points = num_points
+        self.radii, self.num_samples = tuple(radii), tuple(num_samples)
+        self.fps_mods, self.fps_sample_range_list = tuple(fps_mods), tuple(fps_sample_range_list)
+        self.in_channels = in_channels
+        self.use_xyz = use_xyz or in_channels == 0
+        c_first = in_channels + (3 if self.use_xyz else 0)
+        self.mlps = nn.ModuleList(shared_mlp((c_first, *chs)) for chs in mlp_channels)
+        c_cat = sum(chs[-1] for chs in mlp_channels)
+        self.aggregation = shared_mlp((c_cat, aggregation_channels), nn.Conv1d, nn.BatchNorm1d)
+        self.out_channels = aggregation_channels
+
+    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None):
+        """
+        Args:
+            xyz: (B, N, 3) point locations.
+            features: (B, N, C_in) point features, or None when ``in_channels == 0``.
+        Returns:
+            new_xyz (B, S, 3) the centres (points of ``xyz``), new_features (B, S, C_out),
+            indices (B, S) int64 of the centres in ``xyz``.
+        """
+        B, N, _ = xyz.shape
+        if (features is None) != (self.in_channels == 0) or (
+                features is not None and features.shape[-1] != self.in_channels):
+            got = None if features is None else tuple(features.shape)
+            raise ValueError(f"expected features (B, N, {self.in_channels}), got {got}")
+        idx = sample_points_by_mode(xyz, features, self.num_points, self.fps_mods,
+                                    self.fps_sample_range_list)  # (B, S)
+        new_xyz = group_points(xyz, idx.unsqueeze(-1)).squeeze(2)  # (B, S, 3)
+        pooled = []
+        for radius, k, mlp in zip(self.radii, self.num_samples, self.mlps):
+            ball = ball_query(xyz, new_xyz, radius, k)  # (B, S, K)
+            local = group_points(xyz, ball) - new_xyz.unsqueeze(2)  # (B, S, K, 3) relative xyz
+            if features is not None:
+                grouped = group_points(features, ball)  # (B, S, K, C_in)
+                local = torch.cat([local, grouped], dim=-1) if self.use_xyz else grouped
+            # the permuted view is channels_last memory: the convs run on it without a copy
+            x = mlp(local.permute(0, 3, 1, 2))  # (B, C_j, S, K)
+            pooled.append(x.permute(0, 2, 3, 1).amax(dim=2))  # (B, S, C_j): max-pool over the ball
+        pooled = torch.cat(pooled, dim=-1).transpose(1, 2)  # (B, sum C_j, S)
+        new_features = self.aggregation(pooled)  # (B, C_out, S)
+        return new_xyz, new_features.transpose(1, 2).contiguous(), idx  # (B, S, C_out)
+
+
+class PointEncoder(nn.Module):
+    """F_P of SimIPU: a stack of ``SetAbstractionMSG`` layers built from a ``PointEncoderConfig``.
+
+    Input (B, N, in_channels): xyz then ``in_channels - 3`` per-point features (reflectance on KITTI).
+    Output: locations l (B, M, 3), points of the input cloud, and features f (B, M, C_out) with
+    M = sum of the last layer's num_points and C_out = aggregation_channels[-1].
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        n = len(cfg.num_points)
+        lists = (cfg.radii, cfg.num_samples, cfg.sa_channels, cfg.aggregation_channels,
+                 cfg.fps_mods, cfg.fps_sample_range_lists)
+        if any(len(v) != n for v in lists):
+            raise ValueError(f"point encoder config: every per-layer list needs {n} entries "
+                             f"(one per SA layer), got lengths {[len(v) for v in lists]}")
+        if cfg.in_channels < 3:
+            raise ValueError(f"in_channels must be >= 3 (xyz first), got {cfg.in_channels}")
+        self.in_channels = cfg.in_channels
+        layers, c_in = [], cfg.in_channels - 3
+        for i in range(n):
+            layers.append(SetAbstractionMSG(
+                c_in, cfg.num_points[i], cfg.radii[i], cfg.num_samples[i], cfg.sa_channels[i],
+                cfg.aggregation_channels[i], cfg.fps_mods[i], cfg.fps_sample_range_lists[i],
+                use_xyz=cfg.use_xyz))
+            c_in = cfg.aggregation_channels[i]
+        self.sa_layers = nn.ModuleList(layers)
+        self.out_channels = c_in
+
+    def forward(self, points: torch.Tensor, return_indices: bool = False):
+        """
+        Args:
+            points: (B, N, in_channels) float, LiDAR frame.
+            return_indices: also return the (B, M) int64 indices of the output locations in ``points``.
+        Returns:
+            xyz (B, M, 3), features (B, M, C_out)[, indices (B, M)].
+        """
+        if points.dim() != 3 or points.shape[-1] != self.in_channels:
+            raise ValueError(f"points must be (B, N, {self.in_channels}), got {tuple(points.shape)}")
+        B, N, _ = points.shape
+        xyz = points[..., :3].contiguous()  # (B, N, 3)
+        features = points[..., 3:].contiguous() if self.in_channels > 3 else None  # (B, N, C_in)
+        indices = torch.arange(N, device=points.device).expand(B, N)
+        for sa in self.sa_layers:
+            xyz, features, idx = sa(xyz, features)  # (B, S, 3), (B, S, C), (B, S)
+            indices = indices.gather(1, idx)
+        return (xyz, features, indices) if return_indices else (xyz, features)

@@ -1,0 +1,79 @@
+"""Set abstraction and the point encoder F_P (SPEC §1.2)."""
+import dataclasses
+
+import pytest
+import torch
+
+from simipu.config import PointEncoderConfig
+from simipu.pointnet import PointEncoder, SetAbstractionMSG
+
+SMALL = dict(
+    in_channels=4, num_points=(256, 64, (32, 32)),
+    radii=((0.5, 1.0), (1.0, 2.0), (2.0, 4.0)), num_samples=((8, 16), (8, 16), (8, 8)),
+    sa_channels=(((8, 16), (8, 16)), ((16, 32), (16, 32)), ((32, 32), (32, 64))),
+    aggregation_channels=(16, 32, 48),
+    fps_mods=(("D-FPS",), ("FS",), ("F-FPS", "D-FPS")), fps_sample_range_lists=((-1,), (-1,), (32, -1)),
+)
+
+
+def lidar_cloud(B, N, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    xyz = torch.rand(B, N, 3, generator=g) * torch.tensor([20.0, 20.0, 2.0])
+    return torch.cat([xyz, torch.rand(B, N, 1, generator=g)], dim=-1)  # (B, N, 4) x y z reflectance
+
+
+def small_config(**changes):
+    return dataclasses.replace(PointEncoderConfig(**SMALL), **changes)
+
+
+def test_small_encoder_output_shapes():
+    enc = PointEncoder(small_config())
+    xyz, feat, idx = enc(lidar_cloud(2, 1024), return_indices=True)
+    assert xyz.shape == (2, 64, 3) and feat.shape == (2, 64, 48) and idx.shape == (2, 64)
+    assert idx.dtype == torch.int64 and enc.out_channels == 48
+
+
+def test_output_locations_are_points_of_the_input_cloud():
+    points = lidar_cloud(2, 1024, seed=1)
+    xyz, _, idx = PointEncoder(small_config()).eval()(points, return_indices=True)
+    assert torch.equal(torch.gather(points[..., :3], 1, idx[..., None].expand(-1, -1, 3)), xyz)
+
+
+def test_every_parameter_receives_a_gradient():
+    enc = PointEncoder(small_config()).train()
+    _, feat = enc(lidar_cloud(2, 1024, seed=2))
+    (feat ** 2).mean().backward()
+    for name, p in enc.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("use_xyz,first_in", [(True, 4), (False, 1)])
+def test_use_xyz_changes_the_first_mlp_input_channels(use_xyz, first_in):
+    enc = PointEncoder(small_config(use_xyz=use_xyz))
+    assert enc.sa_layers[0].mlps[0][0].in_channels == first_in
+    assert enc.sa_layers[1].mlps[0][0].in_channels == 16 + (3 if use_xyz else 0)
+    _, feat = enc(lidar_cloud(1, 512))
+    assert feat.shape == (1, 64, 48)
+
+
+def test_sa_layer_without_features_groups_relative_xyz():
+    sa = SetAbstractionMSG(0, 32, (1.0,), (8,), ((16,),), 24, use_xyz=False)
+    assert sa.mlps[0][0].in_channels == 3
+    new_xyz, feat, idx = sa(torch.rand(2, 200, 3))
+    assert new_xyz.shape == (2, 32, 3) and feat.shape == (2, 32, 24) and idx.shape == (2, 32)
+
+
+def test_mismatched_config_lists_raise():
+    with pytest.raises(ValueError):
+        PointEncoder(small_config(radii=((0.5, 1.0), (1.0, 2.0))))
+    with pytest.raises(ValueError):
+        PointEncoder(small_config())(torch.rand(1, 100, 3))
+
+
+def test_kitti_encoder_maps_16384_points_to_1024_features_of_1024_channels():
+    enc = PointEncoder(PointEncoderConfig()).eval()
+    points = lidar_cloud(1, 16384, seed=3) * torch.tensor([3.5, 4.0, 1.0, 1.0])
+    with torch.no_grad():
+        xyz, feat, idx = enc(points, return_indices=True)
+    assert xyz.shape == (1, 1024, 3) and feat.shape == (1, 1024, 1024) and idx.shape == (1, 1024)
+    assert torch.equal(points[0, idx[0], :3], xyz[0])
