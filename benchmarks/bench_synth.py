@@ -27,7 +27,12 @@ def main() -> None:
 
     from simipu.synth.writer import FOLDERS, make_frame, write_frame
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+    cpu = platform.processor() or platform.machine()
+    try:  # platform.processor() is often empty on Linux; the model name is in /proc/cpuinfo
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"machine: {cpu}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, numpy {np.__version__}")
     totals = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,9 +16,9 @@ from .textures import marking_mask, window_mask
 
 # Reflectivity per material id (order of primitives.MATERIAL_NAMES): asphalt is dark, road
 # paint and signs are retro-reflective, vegetation is bright in the near infrared.
-REFLECTIVITY = dict(asphalt=0.12, sidewalk=0.25, curb=0.3, grass=0.45, facade=0.3, roof=0.2, paint=0.2,
-                    glass=0.05, tire=0.04, skin=0.3, cloth=0.25, trunk=0.3, foliage=0.42, metal=0.35,
-                    sign=0.9, lamp=0.5)
+REFLECTIVITY = dict(asphalt=0.22, sidewalk=0.32, curb=0.35, grass=0.5, facade=0.35, roof=0.25, paint=0.25,
+                    glass=0.05, tire=0.06, skin=0.35, cloth=0.3, trunk=0.35, foliage=0.5, metal=0.4,
+                    sign=0.95, lamp=0.6)
 _REFLECTIVITY = np.array([REFLECTIVITY[name] for name in MATERIAL_NAMES], np.float32)
 
 
@@ -61,12 +61,12 @@ def scan(scene: Scene, rcs, rng: np.random.Generator, beams: int = 64, azimuth_s
     p_s = scene.to_street(d * t[:, None])
     n_s = linear(n, scene.street_from_lidar[:3, :3])
     refl = _REFLECTIVITY[mat].copy()
-    refl[marking_mask(p_s, scene.layout)] = 0.75
-    refl[mat == PAINT] = 0.08 + 0.35 * mesh.albedo[idx[mat == PAINT]].mean(1)
+    refl[marking_mask(p_s, scene.layout)] = 0.8
+    refl[mat == PAINT] = 0.12 + 0.4 * mesh.albedo[idx[mat == PAINT]].mean(1)
     panes = mat == FACADE
     panes[panes] = window_mask(p_s[panes], n_s[panes], mesh.param[idx[panes]])[0]
     refl[panes] = 0.05
-    r = refl * (0.35 + 0.65 * cos_inc) * (1 - 0.3 * t / max_range) + rng.normal(0, 0.02, len(t))
+    r = refl * (0.5 + 0.5 * cos_inc) * (1 - 0.3 * t / max_range) + rng.normal(0, 0.02, len(t))
     r = np.clip(r, 0.0, 1.0)
     # Ray drop: always a little, more at grazing incidence, on glass, far away and on dark surfaces.
     p_drop = (drop_rate + 0.4 * (1 - cos_inc) ** 4 + 0.5 * ((mat == GLASS) | panes)
