@@ -1,6 +1,8 @@
 """The synthetic KITTI-format generator: layout, determinism, and ground truth that agrees with itself."""
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -163,3 +165,10 @@ def test_generate_rejects_bad_arguments(tmp_path):
         generate(tmp_path, frames=0)
     with pytest.raises(ValueError, match="image_size"):
         generate(tmp_path, frames=1, image_size=(4, 4))
+
+
+def test_open3d_imports_in_a_fresh_process():
+    """import_open3d works in a new interpreter even where `import open3d` alone fails for libusb."""
+    code = "from simipu._open3d import import_open3d; print(import_open3d().__version__)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

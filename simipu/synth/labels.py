@@ -17,6 +17,10 @@ def _wrap(a: float) -> float:
     return float((a + np.pi) % (2 * np.pi) - np.pi)
 
 
+def _area(box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
 def box_corners(thing: Thing) -> np.ndarray:
     """The 8 corners (8, 3) of the thing's 3-D box in the LiDAR frame."""
     h, w, l = thing.dims
@@ -62,8 +66,7 @@ def kitti_labels(scene: Scene, calib: dict[str, np.ndarray], rays: np.ndarray, i
             uv = uvd[:, :2] / uvd[:, 2:3]
             full = (*uv.min(0), *uv.max(0))
             clipped = (max(full[0], 0), max(full[1], 0), min(full[2], W - 1), min(full[3], H - 1))
-            area = lambda b: max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])  # noqa: E731
-            truncated = 1.0 - area(clipped) / max(area(full), 1e-9)
+            truncated = 1.0 - _area(clipped) / max(_area(full), 1e-9)
         else:  # part of the box is behind the camera: take the visible pixels' box
             vs, us = np.nonzero(instance == thing.instance)
             clipped, truncated = (us.min(), vs.min(), us.max(), vs.max()), 1.0

@@ -36,7 +36,7 @@ def car(rng: np.random.Generator, instance: int) -> tuple[Mesh, tuple[float, flo
     b = MeshBuilder()
     r_wheel, z_body, z_belt = 0.32, 0.28, 0.55 * h + 0.12
     b.add(frustum((l, w), (l - 0.1, w - 0.04), z_body, z_belt), PAINT, paint, instance)
-    # Eq.-free geometry: the cabin sits back from the hood, longer for hatchbacks and SUVs.
+    # The cabin sits back from the hood; it is longer for hatchbacks and SUVs.
     cab_l = l * [0.5, 0.62, 0.7][kind]
     cab_shift = [-0.1, -0.22, -0.12][kind] * l
     z_roof = h - 0.05

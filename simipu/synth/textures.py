@@ -88,8 +88,7 @@ def surface_colour(material: np.ndarray, albedo: np.ndarray, param: np.ndarray, 
 
 def _asphalt(col, p, n, param, grain, lay):
     patches = fbm(p[:, 0] * 0.15, p[:, 1] * 0.15, 11, 3)
-    tone = 0.75 + 0.35 * patches + 0.25 * (grain - 0.5)
-    # Tyre tracks: darker, smoother bands in the middle of each lane.
+    tone = 0.75 + 0.35 * patches + 0.25 * (grain - 0.5)  # repaired patches and grit
     col = col * tone[:, None]
     paint = marking_mask(p, lay)
     col[paint] = 0.62 + 0.1 * grain[paint, None]
@@ -127,7 +126,8 @@ def _facade(col, p, n, param, grain, lay):
 
 
 def _foliage(col, p, n, param, grain, lay):
-    leaves = fbm(p[:, 0] * 2.5 + p[:, 2] * 1.7, p[:, 1] * 2.5 - p[:, 2] * 1.3, int(param[0, 0]) if len(p) else 0, 3)
+    offset = param[:, 0]  # a per-tree random offset, so that no two crowns look alike
+    leaves = fbm(p[:, 0] * 2.5 + p[:, 2] * 1.7 + offset, p[:, 1] * 2.5 - p[:, 2] * 1.3 + offset, 29, 3)
     return col * (0.45 + 1.2 * leaves)[:, None] * (0.8 + 0.4 * grain[:, None])
 
 
