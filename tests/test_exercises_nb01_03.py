@@ -38,3 +38,48 @@ def test_projection_checker_fails_a_missing_division_by_depth():
 
 def test_projection_checker_fails_a_transposed_matrix():
     assert not nb01.check_project_points(lambda xyz, l2i: _project(xyz, l2i.T))
+
+
+from simipu.exercises import nb02  # noqa: E402
+
+
+def _inverse(xyz_b, angle, scale, translation, center, flip_y, forget_center=False):
+    c, s = np.cos(angle), np.sin(angle)
+    R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    F = np.diag([1, -1 if flip_y else 1, 1])
+    centre = np.zeros(3) if forget_center else center
+    return (xyz_b - centre - translation) @ R / scale @ F.T + centre
+
+
+def test_view_inverse_checker_passes_the_steps_undone_in_reverse():
+    assert nb02.check_view_inverse(_inverse)
+
+
+def test_view_inverse_checker_fails_an_inverse_about_the_origin():
+    assert not nb02.check_view_inverse(lambda *a: _inverse(*a, forget_center=True))
+
+
+def test_view_inverse_checker_fails_when_the_flip_is_ignored():
+    assert not nb02.check_view_inverse(lambda x, a, s, t, c, f: _inverse(x, a, s, t, c, False))
+
+
+def test_flip_aug_checker_passes_the_offset_in_the_depth_column():
+    def flip(W):
+        M = np.eye(4)
+        M[0, 0], M[0, 2] = -1.0, W
+        return M
+    assert nb02.check_flip_img_aug(flip)
+
+
+def test_flip_aug_checker_fails_the_offset_in_the_last_column_and_w_minus_one():
+    def last_column(W):
+        M = np.eye(4)
+        M[0, 0], M[0, 3] = -1.0, W
+        return M
+
+    def w_minus_one(W):
+        M = np.eye(4)
+        M[0, 0], M[0, 2] = -1.0, W - 1
+        return M
+    assert not nb02.check_flip_img_aug(last_column)
+    assert not nb02.check_flip_img_aug(w_minus_one)

@@ -50,7 +50,7 @@ def bev_scatter(ax, xyz, c=None, s: float = 0.5, cmap: str = "viridis", title: s
     return sc
 
 
-def plot_two_views(xyz_a, xyz_b, T=None, center=None, s: float = 0.5, figsize=(15, 4.8)):
+def plot_two_views(xyz_a, xyz_b, T=None, center=None, s: float = 0.5, figsize=(16, 5.5)):
     """The two views of one cloud side by side in BEV (coloured by height, same colour scale).
 
     Args:
@@ -59,6 +59,8 @@ def plot_two_views(xyz_a, xyz_b, T=None, center=None, s: float = 0.5, figsize=(1
         T: optional :class:`simipu.views.ViewTransform`; adds a third panel with ``T⁻¹(view b)`` drawn
             over view a (they must coincide) and names θ, s and the flip in the titles.
         center: optional (3,) centre c of T, drawn as a red cross in every panel.
+    All panels share one BEV window, so the scale s of T shows.
+
     Returns:
         the matplotlib figure.
     """
@@ -66,15 +68,18 @@ def plot_two_views(xyz_a, xyz_b, T=None, center=None, s: float = 0.5, figsize=(1
     n = 3 if T is not None else 2
     fig, axes = plt.subplots(1, n, figsize=figsize)
     vmin, vmax = np.percentile(xyz_a[:, 2], [1, 99])
-    sc = bev_scatter(axes[0], xyz_a, s=s, vmin=vmin, vmax=vmax, title="view a: $p_a$")
+    both = np.concatenate([xyz_a, xyz_b])
+    lo, hi = both[:, :2].min(0) - 2, both[:, :2].max(0) + 2          # one window for all panels
+    lim = dict(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]))
+    sc = bev_scatter(axes[0], xyz_a, s=s, vmin=vmin, vmax=vmax, title="view a: $p_a$", **lim)
     title_b = "view b: $p_b = T(p_a)$"
     if T is not None:
         title_b += f"\nθ = {np.degrees(T.angle):.0f}°, s = {T.scale:.2f}, flip = {T.flip_y}"
-    bev_scatter(axes[1], xyz_b, s=s, vmin=vmin, vmax=vmax, title=title_b)
+    bev_scatter(axes[1], xyz_b, s=s, vmin=vmin, vmax=vmax, title=title_b, **lim)
     if T is not None:
         back = _np(T.inverse(xyz_b.astype(np.float64)))
-        bev_scatter(axes[2], xyz_a, c="0.75", s=3 * s)
-        bev_scatter(axes[2], back, c="tab:red", s=s / 2, title="$T^{-1}(p_b)$ (red) over $p_a$ (grey)")
+        bev_scatter(axes[2], xyz_a, c="0.75", s=3 * s, **lim)
+        bev_scatter(axes[2], back, c="tab:red", s=s / 2, title="$T^{-1}(p_b)$ (red) over $p_a$ (grey)", **lim)
     if center is not None:
         for ax in axes:
             ax.plot(center[0], center[1], "r+", ms=14, mew=2)
