@@ -1,7 +1,8 @@
 """The checkers of notebooks 01-03 pass the reference solutions and fail plausible wrong answers."""
 import numpy as np
+import torch
 
-from simipu.exercises import nb01
+from simipu.exercises import nb01, nb02, nb03
 
 
 def _pad(m):
@@ -39,8 +40,6 @@ def test_projection_checker_fails_a_missing_division_by_depth():
 def test_projection_checker_fails_a_transposed_matrix():
     assert not nb01.check_project_points(lambda xyz, l2i: _project(xyz, l2i.T))
 
-
-from simipu.exercises import nb02  # noqa: E402
 
 
 def _inverse(xyz_b, angle, scale, translation, center, flip_y, forget_center=False):
@@ -83,3 +82,48 @@ def test_flip_aug_checker_fails_the_offset_in_the_last_column_and_w_minus_one():
         return M
     assert not nb02.check_flip_img_aug(last_column)
     assert not nb02.check_flip_img_aug(w_minus_one)
+
+
+def _fps(xyz, npoint, start, keep_nearest=True):
+    nearest = torch.full((len(xyz),), float("inf"))
+    out, far = [start], start
+    for _ in range(npoint - 1):
+        d = ((xyz - xyz[far]) ** 2).sum(-1)
+        nearest = torch.minimum(nearest, d) if keep_nearest else torch.where(nearest == 0, nearest, d)
+        far = int(nearest.argmax())
+        out.append(far)
+    return torch.tensor(out)
+
+
+def test_fps_checker_passes_the_nearest_centre_loop():
+    assert nb03.check_fps(_fps)
+
+
+def test_fps_checker_fails_distances_to_the_last_centre_only():
+    assert not nb03.check_fps(lambda x, n, s: _fps(x, n, s, keep_nearest=False))
+
+
+def test_fps_checker_fails_a_sampler_that_ignores_start():
+    assert not nb03.check_fps(lambda x, n, s: _fps(x, n, 0))
+
+
+def _ball(xyz, centers, r, k, nearest_first=False, pad_zero=False):
+    out = torch.empty(len(centers), k, dtype=torch.long)
+    for s, c in enumerate(centers):
+        d2 = ((xyz - c) ** 2).sum(-1)
+        inside = torch.nonzero(d2 <= r * r).flatten()
+        if nearest_first:
+            inside = inside[torch.argsort(d2[inside])]
+        inside = inside[:k]
+        out[s, : len(inside)] = inside
+        out[s, len(inside):] = 0 if pad_zero else inside[0]
+    return out
+
+
+def test_ball_query_checker_passes_first_k_in_index_order_padded_with_the_first():
+    assert nb03.check_ball_query(_ball)
+
+
+def test_ball_query_checker_fails_nearest_first_and_zero_padding():
+    assert not nb03.check_ball_query(lambda *a: _ball(*a, nearest_first=True))
+    assert not nb03.check_ball_query(lambda *a: _ball(*a, pad_zero=True))

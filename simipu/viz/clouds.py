@@ -126,33 +126,39 @@ def coverage(xyz, idx) -> tuple[float, float]:
     return float(d.mean()), float(d.max())
 
 
-def plot_sampling_coverage(xyz, samples: dict, s_cloud: float = 0.3, s_sample: float = 4.0,
-                           highlight=None, figsize=None, xlim=None, ylim=None):
-    """One BEV panel per sampling method: the cloud in grey, the samples in colour, coverage in the title.
+def plot_sampling_coverage(xyz, samples: dict, s_cloud: float = 0.5, s_sample: float = 9.0,
+                           highlight=None, highlight_name: str = "highlighted points", figsize=None,
+                           xlim=None, ylim=None):
+    """One BEV panel per sampling method (stacked in rows): the cloud in grey, the samples in red.
 
     Args:
         xyz: (N, 3) the cloud.
         samples: ``{name: (S,) indices}``, e.g. ``{"random": ..., "D-FPS": ..., "F-FPS": ...}``.
-        highlight: optional (N,) bool, e.g. foreground points; they are drawn in light blue underneath and
-            the fraction of samples among them is added to each title.
+        highlight: optional (N,) bool, e.g. points on objects; drawn in cyan under the samples, samples
+            on them drawn in blue, and the fraction of samples among them added to each title.
+        highlight_name: what the highlighted points are, for the titles.
         xlim, ylim: optional BEV window (metres).
     Returns:
-        the matplotlib figure.
+        the matplotlib figure. Titles give the coverage (:func:`coverage`): mean and max distance from
+        a point to its nearest sample.
     """
     xyz = _np(xyz)[:, :3]
     n = len(samples)
-    fig, axes = plt.subplots(1, n, figsize=figsize or (5.2 * n, 4.6), squeeze=False)
-    for ax, (name, idx) in zip(axes[0], samples.items()):
+    fig, axes = plt.subplots(n, 1, figsize=figsize or (13, 3.4 * n), squeeze=False)
+    hl = None if highlight is None else _np(highlight).astype(bool)
+    for ax, (name, idx) in zip(axes[:, 0], samples.items()):
         idx = _np(idx).astype(np.int64)
-        bev_scatter(ax, xyz, c="0.7", s=s_cloud, xlim=xlim, ylim=ylim)
-        title = f"{name}: {len(idx)} samples"
-        if highlight is not None:
-            hl = _np(highlight).astype(bool)
-            bev_scatter(ax, xyz[hl], c="tab:cyan", s=2 * s_cloud, xlim=xlim, ylim=ylim)
-            title += f"\n{hl[idx].mean():.0%} on highlighted points ({hl.mean():.0%} of the cloud)"
-        bev_scatter(ax, xyz[idx], c="tab:red", s=s_sample, xlim=xlim, ylim=ylim)
+        bev_scatter(ax, xyz, c="0.55", s=s_cloud, xlim=xlim, ylim=ylim)
         mean, worst = coverage(xyz, idx)
-        ax.set_title(f"{title}\nnearest-sample distance: mean {mean:.2f} m, max {worst:.1f} m", fontsize=10)
+        title = f"{name}: {len(idx)} samples; nearest-sample distance mean {mean:.2f} m, max {worst:.1f} m"
+        on = np.zeros(len(idx), dtype=bool)
+        if hl is not None:
+            bev_scatter(ax, xyz[hl], c="tab:cyan", s=3 * s_cloud, xlim=xlim, ylim=ylim)
+            on = hl[idx]
+            title += f"\n{on.mean():.0%} of the samples on {highlight_name} (blue; cyan: all {hl.mean():.0%} of the cloud)"
+        bev_scatter(ax, xyz[idx[~on]], c="tab:red", s=s_sample, xlim=xlim, ylim=ylim)
+        bev_scatter(ax, xyz[idx[on]], c="tab:blue", s=s_sample, xlim=xlim, ylim=ylim)
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -165,8 +171,9 @@ def plot_neighbourhoods(xyz, centers, groups, radii, window: float | None = None
         xyz: (N, 3) the cloud.
         centers: (S, 3) ball centres (a handful, so the picture stays readable).
         groups: list with one (S, K) int index array per radius (the output of ``ball_query``).
-        radii: one radius per entry of ``groups`` (metres); drawn as dashed circles (in BEV the ball
-            is a disc: points above/below it by more than r are out even inside the circle).
+        radii: one radius per entry of ``groups`` (metres); drawn as dashed / dotted circles. Members
+            of the first radius are filled dots, of the others rings. (In BEV a ball looks like a disc:
+            a grey point inside a circle lies above/below the ball, or beyond the first K in index order.)
         window: half size (metres) of a BEV window around the centres' mean; None = whole cloud.
     Returns:
         the matplotlib figure.
@@ -188,8 +195,11 @@ def plot_neighbourhoods(xyz, centers, groups, radii, window: float | None = None
         idx = _np(idx)
         for i, c in enumerate(centers):
             members = xyz[np.unique(idx[i])]
-            ax.scatter(members[:, 0], members[:, 1], s=s * (2.5 if j == 0 else 1.2), color=colours[i],
-                       alpha=1.0 if j == 0 else 0.35, linewidths=0, zorder=3 - j)
+            if j == 0:      # first radius: filled dots; larger radii: rings around the members
+                ax.scatter(members[:, 0], members[:, 1], s=2.5 * s, color=colours[i], linewidths=0, zorder=4)
+            else:
+                ax.scatter(members[:, 0], members[:, 1], s=(4 + 3 * j) * s, facecolors="none",
+                           edgecolors=colours[i], linewidths=0.7, zorder=3)
             ax.add_patch(Circle(c[:2], r, fill=False, ls=styles[j % len(styles)], color=colours[i], lw=1.2))
     ax.scatter(centers[:, 0], centers[:, 1], marker="x", s=50, c="k", zorder=5, label="centres")
     ax.set_title("ball query: " + ", ".join(f"r = {r} m ({_np(g).shape[-1]} nbrs)"
@@ -199,22 +209,29 @@ def plot_neighbourhoods(xyz, centers, groups, radii, window: float | None = None
     return fig
 
 
-def plot_sa_stages(stages: list, names: list[str], s=(0.3, 1.0, 3.0, 6.0), figsize=None):
+def plot_sa_stages(stages: list, names: list[str], s=(0.3, 1.0, 4.0, 6.0), ncols: int = 2, figsize=None):
     """BEV of the cloud entering and leaving each set abstraction layer (the points shrink, layer by layer).
 
     Args:
         stages: list of (N_i, 3) locations, e.g. ``[input, sa1_xyz, sa2_xyz, sa3_xyz]``.
-        names: one title per stage.
+        names: one title per stage; the number of distinct locations is added.
         s: marker size per stage (later stages have fewer points, drawn bigger).
+        ncols: panels per row.
     Returns:
         the matplotlib figure.
     """
     n = len(stages)
-    fig, axes = plt.subplots(1, n, figsize=figsize or (4.4 * n, 4.2), sharex=True, sharey=True)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (7 * ncols, 3.3 * nrows), sharex=True, sharey=True,
+                             squeeze=False)
     first = _np(stages[0])
     vmin, vmax = np.percentile(first[:, 2], [1, 99])
-    for i, (ax, xyz, name) in enumerate(zip(axes, stages, names)):
+    for i, (ax, xyz, name) in enumerate(zip(axes.flat, stages, names)):
         xyz = _np(xyz)
-        bev_scatter(ax, xyz, s=s[min(i, len(s) - 1)], vmin=vmin, vmax=vmax, title=f"{name}\n{len(xyz)} points")
+        distinct = len(np.unique(xyz, axis=0))
+        bev_scatter(ax, xyz, s=s[min(i, len(s) - 1)], vmin=vmin, vmax=vmax,
+                    title=f"{name}: {len(xyz)} points ({distinct} distinct), colour: z")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
     fig.tight_layout()
     return fig
