@@ -4,4 +4,4 @@
 projections and point-to-pixel / point-to-point match inspection (also behind ``simipu inspect``).
 """
 from .curves import plot_training_curves  # noqa: F401
-from .clouds import bev_scatter, coverage, plot_neighbourhoods, plot_sa_stages, plot_sampling_coverage, plot_two_views, plotly_two_views  # noqa: F401
+from .clouds import plot_neighbourhoods, plot_sa_stages, plot_sampling_coverage, plot_two_views  # noqa: F401

@@ -155,7 +155,8 @@ def plot_sampling_coverage(xyz, samples: dict, s_cloud: float = 0.5, s_sample: f
         if hl is not None:
             bev_scatter(ax, xyz[hl], c="tab:cyan", s=3 * s_cloud, xlim=xlim, ylim=ylim)
             on = hl[idx]
-            title += f"\n{on.mean():.0%} of the samples on {highlight_name} (blue; cyan: all {hl.mean():.0%} of the cloud)"
+            title += (f"\n{on.mean():.0%} of the samples on {highlight_name} "
+                      f"(blue; cyan: all {hl.mean():.0%} of the cloud)")
         bev_scatter(ax, xyz[idx[~on]], c="tab:red", s=s_sample, xlim=xlim, ylim=ylim)
         bev_scatter(ax, xyz[idx[on]], c="tab:blue", s=s_sample, xlim=xlim, ylim=ylim)
         ax.set_title(title, fontsize=10)
