@@ -1,0 +1,144 @@
+"""Benchmark the sampling/grouping ops and the point encoder against the plain references.
+
+Run:  python benchmarks/bench_ops.py [--quick]
+
+Prints one markdown table: operation, naive reference time, project path time, ratio and the peak memory
+of each (peak RSS growth of a fresh subprocess per measurement, so torch's allocations are counted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+from simipu.config import PointEncoderConfig
+from simipu.ops import (ball_query, ball_query_naive, feature_furthest_point_sample,
+                        furthest_point_sample, furthest_point_sample_naive)
+from simipu.pointnet import PointEncoder
+
+B, N = 4, 16384
+
+
+def kitti_like_cloud(b=B, n=N, seed=0):
+    """Uniform points in the KITTI crop [0, -40, -3, 70.4, 40, 1] plus a reflectance: (b, n, 4)."""
+    g = torch.Generator().manual_seed(seed)
+    xyz = torch.rand(b, n, 3, generator=g) * torch.tensor([70.4, 80.0, 4.0]) + torch.tensor([0.0, -40, -3])
+    return torch.cat([xyz, torch.rand(b, n, 1, generator=g)], dim=-1)
+
+
+def make_case(name: str):
+    """Return (setup-free callable for the naive path or None, callable for the project path)."""
+    points = kitti_like_cloud()
+    xyz = points[..., :3].contiguous()
+    if name == "dfps":
+        return (lambda: furthest_point_sample_naive(xyz, 4096), lambda: furthest_point_sample(xyz, 4096))
+    if name == "ball_query":
+        centers = torch.gather(xyz, 1, furthest_point_sample(xyz, 4096)[..., None].expand(-1, -1, 3))
+        return (lambda: ball_query_naive(xyz, centers, 0.8, 32), lambda: ball_query(xyz, centers, 0.8, 32))
+    if name == "ffps":  # layer 2 of the kitti encoder: F-FPS over 4096 points with 128 features
+        x4096, feat = xyz[:, :4096].contiguous(), torch.randn(B, 4096, 128)
+        cat = torch.cat([x4096, feat], dim=-1)
+        return (lambda: furthest_point_sample_naive(cat, 512),
+                lambda: feature_furthest_point_sample(x4096, feat, 512))
+    encoder = PointEncoder(PointEncoderConfig())
+    if name == "encoder_nograd":
+        encoder.eval()
+
+        def forward():
+            with torch.no_grad():
+                return encoder(points)
+        return None, forward
+    if name == "encoder_grad":
+        encoder.train()
+
+        def step():
+            encoder.zero_grad()
+            _, features = encoder(points)
+            (features ** 2).mean().backward()
+        return None, step
+    raise ValueError(f"unknown case {name!r}")
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def measure(name: str, path: str, repeats: int) -> dict:
+    """In this (fresh) process: best time of ``repeats`` runs and the peak RSS growth in MB."""
+    naive, fast = make_case(name)
+    fn = naive if path == "naive" else fast
+    base = rss_mb()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB -> MB on Linux
+    return {"time": min(times), "mem": max(0.0, peak - base)}
+
+
+def run_child(name: str, path: str, repeats: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", name, path, str(repeats),
+                          "--threads", str(torch.get_num_threads())],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def machine() -> str:
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (f"machine: {os.cpu_count()} cores, {model}; torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads; load average {load}")
+
+
+CASES = [  # (name, label, has naive)
+    ("dfps", "D-FPS, B=4, 16384 -> 4096", True),
+    ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", True),
+    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", True),
+    ("encoder_nograd", "PointEncoder kitti forward, B=4, 16384 points, no_grad", False),
+    ("encoder_grad", "PointEncoder kitti forward+backward, B=4, 16384 points", False),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one run of each project path, not three")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.child:
+        name, path, repeats = args.child
+        print(json.dumps(measure(name, path, int(repeats))))
+        return
+    repeats = 1 if args.quick else 3
+    print(machine() + "\n")
+    print("| operation | naive reference | project path | ratio | peak memory (naive / project) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, label, has_naive in CASES:
+        fast = run_child(name, "fast", repeats)
+        if has_naive:
+            naive = run_child(name, "naive", 1)
+            print(f"| {label} | {naive['time']:.3f} s | {fast['time']:.3f} s | "
+                  f"{naive['time'] / fast['time']:.1f}× | {naive['mem']:.0f} MB / {fast['mem']:.0f} MB |",
+                  flush=True)
+        else:
+            print(f"| {label} | — | {fast['time']:.3f} s | — | — / {fast['mem']:.0f} MB |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
