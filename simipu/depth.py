@@ -11,6 +11,12 @@ The claim to check: a SimIPU pre-trained encoder beats the same encoder trained 
 
 ``init`` is ``"scratch"``, a SimIPU training checkpoint (its ``image_encoder.`` tensors), or a torchvision
 ResNet state dict file (ImageNet weights, ``simipu export`` output; ``fc.*`` ignored).
+
+Protocol, sized for CPUs: training and evaluation happen at ``image_size`` (default 384×128) against ground
+truth resized the same way (:mod:`simipu.depth_data`); metrics are computed per image over pixels with
+``min_depth < d < max_depth`` (predictions clipped to that range) and averaged over the val images. The
+paper's Table 3 evaluates KITTI's Eigen split at full resolution; compare scratch and pre-trained runs of
+this probe with each other, not with Table 3's numbers.
 """
 from __future__ import annotations
 
