@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import ConfigError, DataError
 
 
 def _synth(a) -> None:
@@ -95,7 +94,7 @@ def main(argv=None) -> int:
     from .checkpoint import CheckpointError
     try:
         args.func(args)
-    except (ConfigError, DataError, CheckpointError, FileNotFoundError) as e:
+    except (ValueError, CheckpointError, FileNotFoundError) as e:  # ConfigError, DataError are ValueErrors
         print(f"simipu {args.command}: error: {e}", file=sys.stderr)
         return 2
     except RuntimeError as e:
