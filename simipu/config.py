@@ -140,6 +140,11 @@ def _tuplify(x):
     return x
 
 
+# annotation -> (accepted Python types, how to say it); bool is never taken for a number
+_SCALARS = {bool: ((bool,), "true or false"), int: ((int,), "an integer"),
+            float: ((int, float), "a number"), str: ((str,), "a string")}
+
+
 def _coerce(key: str, value, typ):
     """Check ``value`` against the annotation ``typ`` (scalars strictly, tuples by nesting)."""
     origin = typing.get_origin(typ)
@@ -151,22 +156,11 @@ def _coerce(key: str, value, typ):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
         return _tuplify(value)
-    if typ is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key '{key}' must be true or false, got {value!r}")
-        return value
-    if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key '{key}' must be an integer, got {value!r}")
-        return value
-    if typ is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"config key '{key}' must be a number, got {value!r}")
-        return float(value)
-    if typ is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key '{key}' must be a string, got {value!r}")
-        return value
+    if typ in _SCALARS:
+        accepted, words = _SCALARS[typ]
+        if not isinstance(value, accepted) or (isinstance(value, bool) and typ is not bool):
+            raise ConfigError(f"config key '{key}' must be {words}, got {value!r}")
+        return float(value) if typ is float else value
     return value
 
 
