@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,10 @@ def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool
                          f"{t.batch_size} per process (world size {world})")
     total_steps = t.epochs * steps_per_epoch
     if t.max_steps:
+        if t.max_steps > total_steps and rank == 0:
+            warnings.warn(f"train.max_steps={t.max_steps} is more than train.epochs={t.epochs} × "
+                          f"{steps_per_epoch} steps per epoch: stopping after {total_steps} steps "
+                          f"(raise train.epochs to train longer)", stacklevel=2)
         total_steps = min(total_steps, t.max_steps)
 
     model = SimIPU(cfg.model).to(device)
