@@ -181,7 +181,22 @@ def machine() -> dict:
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
         else platform.processor()
     return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), torch=torch.__version__,
-                python=platform.python_version())
+                python=platform.python_version(), commit=source_commit())
+
+
+def source_commit() -> str:
+    """The git commit of the simipu package that ran (with '+dirty' for uncommitted changes), or 'unknown'."""
+    import subprocess
+    import simipu
+    repo = Path(simipu.__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--", "simipu", "benchmarks"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def plot(result: dict, path: Path) -> None:
@@ -298,6 +313,7 @@ def markdown(r: dict) -> str:
         f"at end {r['load_average']['end']:.1f} (other jobs may have shared the CPU; every run is seeded and "
         "single-threaded, so this changes the time, not the numbers)",
         f"- machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, Python {m['python']}",
+        f"- code: simipu and this script at git commit `{m.get('commit', 'unknown')}`",
         f"- data: {plan['train_frames']} train + {plan['val_frames']} held-out val synthetic frames "
         f"(`simipu.synth.generate`, seed {plan['data_seed']}, `fov_only=True`{synth}); val is used only to "
         "evaluate the probe",
