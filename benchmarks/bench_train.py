@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from simipu.config import load_config
 from simipu.matching import greedy_match, hungarian_match, match_views
@@ -43,8 +44,11 @@ def hungarian_rows(repeat: int):
     a = rng.uniform([0, -40, -3], [70.4, 40, 1], size=(1024, 3))
     b = a[rng.permutation(1024)] + rng.normal(scale=0.05, size=(1024, 3))
     t_h = timeit(lambda: hungarian_match(a, b), repeat)
+    # reference: the same solver on a cost matrix built by broadcasting an (N, M, 3) difference
+    t_ref = timeit(lambda: linear_sum_assignment(np.linalg.norm(a[:, None] - b[None], axis=-1)), repeat)
     t_g = timeit(lambda: greedy_match(a, b), repeat)
-    return [("Hungarian 1024×1024 (scipy), per sample", None, t_h, "≤ 60 ms"),
+    return [("Hungarian 1024×1024 (cdist + scipy linear_sum_assignment), per sample; reference: broadcast "
+             "cost matrix", t_ref, t_h, "≤ 60 ms"),
             ("greedy 1024×1024 (released code's ablation), per sample", None, t_g, "")]
 
 

@@ -27,11 +27,16 @@ from .views import flip_image, make_view, pad_image, resize_image
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)  # torchvision ResNet weights
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+_NORM_SCALE = (1.0 / (255.0 * IMAGENET_STD)).astype(np.float32)
+_NORM_SHIFT = (-IMAGENET_MEAN / IMAGENET_STD).astype(np.float32)
 
 
 def normalize_image(img: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 RGB → (H, W, 3) float32, ``(img/255 − mean)/std`` with ImageNet statistics."""
-    return (img.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    out = img.astype(np.float32)
+    out *= _NORM_SCALE  # in place: one copy instead of four temporaries on a 2400×720 image
+    out += _NORM_SHIFT
+    return out
 
 
 def denormalize_image(image: np.ndarray | torch.Tensor) -> np.ndarray:

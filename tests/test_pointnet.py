@@ -1,11 +1,12 @@
 """Set abstraction and the point encoder F_P (SPEC §1.2)."""
+import copy
 import dataclasses
 
 import pytest
 import torch
 
 from simipu.config import PointEncoderConfig
-from simipu.pointnet import PointEncoder, SetAbstractionMSG
+from simipu.pointnet import PointEncoder, SetAbstractionMSG, run_shared_mlp, shared_mlp
 
 SMALL = dict(
     in_channels=4, num_points=(256, 64, (32, 32)),
@@ -77,3 +78,28 @@ def test_kitti_encoder_maps_16384_points_to_1024_features_of_1024_channels():
         xyz, feat, idx = enc(points, return_indices=True)
     assert xyz.shape == (1, 1024, 3) and feat.shape == (1, 1024, 1024) and idx.shape == (1, 1024)
     assert torch.equal(points[0, idx[0], :3], xyz[0])
+
+
+@pytest.mark.parametrize("conv,bn,shape", [(torch.nn.Conv2d, torch.nn.BatchNorm2d, (2, 40, 8, 5)),
+                                           (torch.nn.Conv1d, torch.nn.BatchNorm1d, (3, 40, 5))])
+def test_run_shared_mlp_equals_the_conv_modules_on_channel_first_input(conv, bn, shape):
+    """The matrix-product path gives the modules' outputs, gradients and BN running stats (train and eval)."""
+    torch.manual_seed(0)
+    ref_mlp = shared_mlp((5, 16, 32), conv, bn)
+    new_mlp = copy.deepcopy(ref_mlp)
+    x_ref = torch.randn(*shape).requires_grad_()
+    x_new = x_ref.detach().clone().requires_grad_()
+    for training in (True, True, False):  # two training steps move the running stats, then eval folds them
+        ref_mlp.train(training), new_mlp.train(training)
+        ref = ref_mlp(x_ref.movedim(-1, 1)).movedim(1, -1)
+        new = run_shared_mlp(new_mlp, x_new)
+        assert new.shape == (*shape[:-1], 32)
+        torch.testing.assert_close(new, ref, rtol=1e-5, atol=1e-5)
+        (ref * torch.arange(32.0)).sum().backward()
+        (new * torch.arange(32.0)).sum().backward()
+        torch.testing.assert_close(x_new.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
+        for (name, p), q in zip(ref_mlp.named_parameters(), new_mlp.parameters()):
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-3, msg=name)
+    for (name, b), c in zip(ref_mlp.named_buffers(), new_mlp.buffers()):
+        torch.testing.assert_close(c, b, msg=name)
+    assert int(new_mlp[1].num_batches_tracked) == 2

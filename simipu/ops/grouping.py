@@ -97,7 +97,8 @@ def _ball_query_kdtree(xyz, centers, radius, nsample):
     out = torch.full((B, S, nsample), N, dtype=torch.long)
     for b in range(B):
         points, ctr = xyz[b].numpy(), centers[b].numpy()
-        cand = cKDTree(points).query_ball_point(ctr, radius * (1 + 1e-4) + 1e-6, workers=-1,
+        cand = cKDTree(points).query_ball_point(ctr, radius * (1 + 1e-4) + 1e-6,
+                                                workers=torch.get_num_threads(),
                                                 return_sorted=True)
         lens = np.fromiter((len(c) for c in cand), dtype=np.int64, count=S)
         if lens.sum() == 0:
