@@ -199,11 +199,16 @@ def pretrain(cfg: Config | str = "tiny", *, resume: bool = False, progress: bool
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 result = ddp_model(batch)
             loss = result["loss"]
-            if not torch.isfinite(loss):
+            finite = torch.isfinite(loss.detach()).to(torch.int32)
+            if world > 1:  # all ranks stop together; otherwise the others would wait forever in backward
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if not bool(finite):
                 kept = list_checkpoints(out)
+                where = (f"loss is {loss.item()} (intra {result['loss_intra'].item()}, "
+                         f"inter {result['loss_inter'].item()})" if not torch.isfinite(loss)
+                         else f"loss is finite on rank {rank} but not on another rank")
                 raise TrainingDiverged(
-                    f"step {step + 1}: loss is {loss.item()} (intra {result['loss_intra'].item()}, "
-                    f"inter {result['loss_inter'].item()}). Try lower learning rates or train.precision=fp32. "
+                    f"step {step + 1}: {where}. Try lower learning rates or train.precision=fp32. "
                     + (f"The last good checkpoint is kept: {kept[-1]}" if kept else "No checkpoint was written yet."))
             for o in optimizers:
                 o.zero_grad(set_to_none=True)

@@ -119,3 +119,44 @@ def test_two_process_ddp_keeps_ranks_identical(tmp_path):
     assert len(hashes) == 2 and hashes[0] == hashes[1]
     torch.manual_seed(cfg.train.seed)
     assert hashes[0] != parameter_sha256(SimIPU(cfg.model)), "parameters did not change in training"
+
+
+NAN_ON_RANK_1 = """
+import os, sys
+from pathlib import Path
+from simipu.config import load_config
+from simipu.model import SimIPU
+from simipu.train import TrainingDiverged, pretrain
+
+real_forward, calls = SimIPU.forward, [0]
+
+
+def forward(self, batch):  # rank 1 only: the loss of its second step is NaN
+    out = real_forward(self, batch)
+    calls[0] += 1
+    if os.environ["RANK"] == "1" and calls[0] == 2:
+        out["loss"] = out["loss"] * float("nan")
+    return out
+
+
+SimIPU.forward = forward
+cfg = load_config(sys.argv[1], sys.argv[3:])
+try:
+    pretrain(cfg, progress=False)
+except TrainingDiverged as e:
+    (Path(sys.argv[2]) / f"rank{os.environ['RANK']}.txt").write_text(str(e))
+"""
+
+
+def test_nan_on_one_ddp_rank_stops_every_rank(tmp_path):
+    """Without an all-reduced finite flag the healthy rank would block in backward until torchrun kills it."""
+    script = tmp_path / "nan_rank1.py"
+    script.write_text(NAN_ON_RANK_1)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "tiny", str(tmp_path), f"data.root={SAMPLES}", f"train.out={tmp_path / 'run'}", *FAST,
+           "train.threads=1", "train.max_steps=4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "step 2: loss is nan" in (tmp_path / "rank1.txt").read_text()
+    assert "step 2: loss is finite on rank 0 but not on another rank" in (tmp_path / "rank0.txt").read_text()
