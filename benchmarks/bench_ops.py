@@ -21,7 +21,7 @@ import torch
 
 from simipu.config import PointEncoderConfig
 from simipu.ops import (ball_query, ball_query_naive, feature_furthest_point_sample,
-                        furthest_point_sample, furthest_point_sample_naive)
+                        furthest_point_sample, furthest_point_sample_naive, group_points)
 from simipu import pointnet
 from simipu.pointnet import PointEncoder
 
@@ -35,9 +35,14 @@ def kitti_like_cloud(b=B, n=N, seed=0):
     return torch.cat([xyz, torch.rand(b, n, 1, generator=g)], dim=-1)
 
 
-def conv_module_mlp(mlp, x):
-    """Reference for ``run_shared_mlp``: permute to channels-first, run the conv/BN/ReLU modules, permute back."""
-    return mlp(x.movedim(-1, 1).contiguous()).movedim(1, -1)
+def reference_scale_features(sa, mlp, xyz, new_xyz, features, ball):
+    """Reference for ``SetAbstractionMSG._scale_features``: group ``[Δxyz, features]`` first, permute to
+    (B, C, S, K), run the conv/BN/ReLU modules and max-pool over the ball (the textbook PointNet++ layer)."""
+    local = group_points(xyz, ball) - new_xyz.unsqueeze(2)
+    if features is not None:
+        grouped = group_points(features, ball)
+        local = torch.cat([local, grouped], dim=-1) if sa.use_xyz else grouped
+    return mlp(local.permute(0, 3, 1, 2).contiguous()).amax(dim=3).transpose(1, 2)  # (B, S, C): max over the ball
 
 
 def make_case(name: str):
@@ -66,8 +71,8 @@ def make_case(name: str):
             _, features = encoder(points)
             (features ** 2).mean().backward()
 
-        def reference():  # the shared MLPs as 1×1 conv modules on (B, C, S, K) copies
-            with mock.patch.object(pointnet, "run_shared_mlp", conv_module_mlp):
+        def reference():  # group first, then the shared MLPs as 1×1 conv modules on (B, C, S, K) copies
+            with mock.patch.object(pointnet.SetAbstractionMSG, "_scale_features", reference_scale_features):
                 return run()
         return reference, run
     raise ValueError(f"unknown case {name!r}")
@@ -116,9 +121,9 @@ CASES = [  # (name, label, has naive)
     ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", True),
     ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", True),
     ("encoder_nograd", "PointEncoder kitti forward, B=4, 16384 points, eval, no_grad "
-                       "(reference: MLPs as conv modules)", True),
+                       "(reference: group, then conv modules)", True),
     ("encoder_grad", "PointEncoder kitti forward+backward, B=4, 16384 points, train "
-                     "(reference: MLPs as conv modules)", True),
+                     "(reference: group, then conv modules)", True),
 ]
 
 
