@@ -1,9 +1,11 @@
 """Benchmark the sampling/grouping ops and the point encoder against the plain references.
 
-Run:  python benchmarks/bench_ops.py [--quick]
+Run:  python benchmarks/bench_ops.py [--quick] [--no-train]
 
-Prints one markdown table: operation, naive reference time, project path time, ratio and the peak memory
-of each (peak RSS growth of a fresh subprocess per measurement, so torch's allocations are counted).
+Prints one markdown table: operation, naive reference time, project path time, ratio, the peak memory
+of each (peak RSS growth of a fresh subprocess per measurement, so torch's allocations are counted) and
+the performance issue's target. The last rows (Hungarian matching, data pipeline, `tiny` training step)
+come from ``bench_train.py``, run as a child process.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 from unittest import mock
 
 import torch
@@ -116,21 +119,34 @@ def machine() -> str:
             f"{torch.get_num_threads()} threads; load average {load}")
 
 
-CASES = [  # (name, label, has naive)
-    ("dfps", "D-FPS, B=4, 16384 -> 4096", True),
-    ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", True),
-    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", True),
+CASES = [  # (name, label, has naive, target)
+    ("dfps", "D-FPS, B=4, 16384 -> 4096", True, "≥ 30×"),
+    ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", True, "≥ 30×, O(B·S·k) memory"),
+    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", True, ""),
     ("encoder_nograd", "PointEncoder kitti forward, B=4, 16384 points, eval, no_grad "
-                       "(reference: group, then conv modules)", True),
+                       "(reference: group, then conv modules)", True, "≤ 3 s"),
     ("encoder_grad", "PointEncoder kitti forward+backward, B=4, 16384 points, train "
-                     "(reference: group, then conv modules)", True),
+                     "(reference: group, then conv modules)", True, ""),
 ]
+
+
+def seconds(t: float | None) -> str:
+    return "—" if t is None else f"{t * 1000:.1f} ms" if t < 0.1 else f"{t:.3f} s"
+
+
+def train_rows(quick: bool) -> tuple[list, float]:
+    """bench_train.py's rows (matching, pipeline, training step) from a child process, and its peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).with_name("bench_train.py")), "--json",
+           "--threads", str(torch.get_num_threads())] + (["--quick"] if quick else [])
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    return out["rows"], out["peak_rss_mb"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one run of each project path, not three")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--no-train", action="store_true", help="skip bench_train.py's rows")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
@@ -141,19 +157,25 @@ def main() -> None:
         return
     repeats = 1 if args.quick else 3
     print(machine() + "\n")
-    print("| operation | naive reference | project path | ratio | peak memory (naive / project) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, label, has_naive in CASES:
+    print("| operation | naive reference | project path | ratio | peak memory (naive / project) | target |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, label, has_naive, target in CASES:
         fast = run_child(name, "fast", repeats)
         if has_naive:
             # the plain loops run once (seconds each); the encoder reference gets the same repeats as ours
             naive = run_child(name, "naive", repeats if name.startswith("encoder") else 1)
-            print(f"| {label} | {naive['time']:.3f} s | {fast['time']:.3f} s | "
-                  f"{naive['time'] / fast['time']:.1f}× | {naive['mem']:.0f} MB / {fast['mem']:.0f} MB |",
+            print(f"| {label} | {seconds(naive['time'])} | {seconds(fast['time'])} | "
+                  f"{naive['time'] / fast['time']:.1f}× | {naive['mem']:.0f} MB / {fast['mem']:.0f} MB | {target} |",
                   flush=True)
         else:
-            print(f"| {label} | — | {fast['time']:.3f} s | — | — / {fast['mem']:.0f} MB |", flush=True)
-
+            print(f"| {label} | — | {seconds(fast['time'])} | — | — / {fast['mem']:.0f} MB | {target} |", flush=True)
+    if args.no_train:
+        return
+    rows, peak = train_rows(args.quick)
+    for label, ref, ours, target in rows:
+        ratio = f"{ref / ours:.1f}×" if ref else "—"
+        print(f"| {label} | {seconds(ref)} | {seconds(ours)} | {ratio} | — | {target} |")
+    print(f"\npeak RSS of the process that ran the last {len(rows)} rows (incl. the `tiny` model): {peak:.0f} MB")
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """Benchmark matching, the data pipeline and the training step (the other half of bench_ops.py).
 
-Run:  python benchmarks/bench_train.py [--quick]
+Run:  python benchmarks/bench_train.py [--quick]   (``python benchmarks/bench_ops.py`` also runs it, in one table)
 
 Prints one markdown table. Each row names the project's path, a plain reference measured in the same
 run where one exists (the ratio is what to compare: these machines are noisy), and the target from the
@@ -9,6 +9,7 @@ performance issue. Peak RSS of the whole process is reported at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -98,10 +99,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--json", action="store_true", help="print the rows as JSON (for bench_ops.py's table)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     repeat = 2 if a.quick else 5
     rows = hungarian_rows(repeat) + [pipeline_row(8 if a.quick else 32)] + train_step_rows(repeat)
+    if a.json:
+        print(json.dumps({"rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        return
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                platform.processor() or platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} threads, CPU only\n")

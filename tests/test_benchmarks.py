@@ -61,3 +61,11 @@ def test_hungarian_rows_time_the_project_path_and_a_reference_that_solves_the_sa
     rows_ref, cols_ref = bench_train.linear_sum_assignment(np.linalg.norm(a[:, None] - b[None], axis=-1))
     rows_ours, cols_ours = hungarian_match(a, b)
     assert np.array_equal(rows_ref, rows_ours) and np.array_equal(cols_ref, cols_ours)
+
+
+def test_bench_ops_table_gets_the_training_rows_from_bench_train_in_a_child_process():
+    rows, peak_mb = bench_ops.train_rows(quick=True)
+    labels = [r[0] for r in rows]
+    assert len(rows) == 5 and any("Hungarian" in s for s in labels) and any("pipeline" in s for s in labels)
+    assert any("training step" in s for s in labels) and any("matching inside" in s for s in labels)
+    assert all(ours > 0 for _, _, ours, _ in rows) and peak_mb > 100
