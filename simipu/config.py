@@ -110,7 +110,7 @@ class TrainConfig:
     ckpt_every: int = 0                          # steps between checkpoints; 0 = once per epoch
     keep_last: int = 3
     log_every: int = 10
-    threads: int = 0                             # torch CPU threads, 0 = torch's default
+    threads: int = 0                             # torch CPU threads; 0 = auto (train.auto_threads)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from simipu.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from simipu.config import load_config
 from simipu.export import export_checkpoint
 from simipu.model import SimIPU
-from simipu.train import TrainingDiverged, launch, parameter_sha256, pretrain
+from simipu.train import TrainingDiverged, auto_threads, launch, parameter_sha256, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "data_samples"
@@ -28,7 +28,9 @@ def _cfg(tmp_path, *extra, name="tiny"):
 
 
 def test_tiny_run_leaves_checkpoint_backbone_logs_curve_and_summary(tmp_path):
-    summary = pretrain(_cfg(tmp_path, "train.max_steps=3"), progress=False)
+    threads = torch.get_num_threads()
+    summary = pretrain(_cfg(tmp_path, "train.max_steps=3", "train.threads=1"), progress=False)
+    assert torch.get_num_threads() == threads  # the caller's thread count is restored
     assert summary["steps"] == 3
     assert list_checkpoints(tmp_path)
     assert (tmp_path / "backbone_torchvision.pth").is_file()
@@ -160,3 +162,11 @@ def test_nan_on_one_ddp_rank_stops_every_rank(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "step 2: loss is nan" in (tmp_path / "rank1.txt").read_text()
     assert "step 2: loss is finite on rank 0 but not on another rank" in (tmp_path / "rank0.txt").read_text()
+
+
+def test_auto_threads_leave_a_core_to_each_data_worker():
+    default = torch.get_num_threads()
+    assert auto_threads(1, cores=2) == 1
+    assert auto_threads(0, cores=64) == default  # never more than torch's own default
+    assert auto_threads(4, cores=2) == 1  # at least one
+    assert auto_threads(2, cores=default + 2) == default
