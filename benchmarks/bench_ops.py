@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,10 +21,11 @@ from unittest import mock
 
 import torch
 
+from _machine import cpu_model
+from simipu import pointnet
 from simipu.config import PointEncoderConfig
 from simipu.ops import (ball_query, ball_query_naive, feature_furthest_point_sample,
                         furthest_point_sample, furthest_point_sample_naive, group_points)
-from simipu import pointnet
 from simipu.pointnet import PointEncoder
 
 B, N = 4, 16384
@@ -49,7 +49,7 @@ def reference_scale_features(sa, mlp, xyz, new_xyz, features, ball):
 
 
 def make_case(name: str):
-    """Return (setup-free callable for the naive path or None, callable for the project path)."""
+    """Return (callable for the reference path, callable for the project path)."""
     points = kitti_like_cloud()
     xyz = points[..., :3].contiguous()
     if name == "dfps":
@@ -108,25 +108,19 @@ def run_child(name: str, path: str, repeats: int) -> dict:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"machine: {os.cpu_count()} cores, {model}; torch {torch.__version__}, "
+    return (f"machine: {os.cpu_count()} cores, {cpu_model()}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; load average {load}")
 
 
-CASES = [  # (name, label, has naive, target)
-    ("dfps", "D-FPS, B=4, 16384 -> 4096", True, "≥ 30×"),
-    ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", True, "≥ 30×, O(B·S·k) memory"),
-    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", True, ""),
+CASES = [  # (name, label, target); every case has a reference path
+    ("dfps", "D-FPS, B=4, 16384 -> 4096", "≥ 30×"),
+    ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", "≥ 30×, O(B·S·k) memory"),
+    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", ""),
     ("encoder_nograd", "PointEncoder kitti forward, B=4, 16384 points, eval, no_grad "
-                       "(reference: group, then conv modules)", True, "≤ 3 s"),
+                       "(reference: group, then conv modules)", "≤ 3 s"),
     ("encoder_grad", "PointEncoder kitti forward+backward, B=4, 16384 points, train "
-                     "(reference: group, then conv modules)", True, ""),
+                     "(reference: group, then conv modules)", ""),
 ]
 
 
@@ -159,16 +153,13 @@ def main() -> None:
     print(machine() + "\n")
     print("| operation | naive reference | project path | ratio | peak memory (naive / project) | target |")
     print("|---|---:|---:|---:|---:|---|")
-    for name, label, has_naive, target in CASES:
+    for name, label, target in CASES:
         fast = run_child(name, "fast", repeats)
-        if has_naive:
-            # the plain loops run once (seconds each); the encoder reference gets the same repeats as ours
-            naive = run_child(name, "naive", repeats if name.startswith("encoder") else 1)
-            print(f"| {label} | {seconds(naive['time'])} | {seconds(fast['time'])} | "
-                  f"{naive['time'] / fast['time']:.1f}× | {naive['mem']:.0f} MB / {fast['mem']:.0f} MB | {target} |",
-                  flush=True)
-        else:
-            print(f"| {label} | — | {seconds(fast['time'])} | — | — / {fast['mem']:.0f} MB | {target} |", flush=True)
+        # the plain loops run once (seconds each); the encoder reference gets the same repeats as ours
+        naive = run_child(name, "naive", repeats if name.startswith("encoder") else 1)
+        print(f"| {label} | {seconds(naive['time'])} | {seconds(fast['time'])} | "
+              f"{naive['time'] / fast['time']:.1f}× | {naive['mem']:.0f} MB / {fast['mem']:.0f} MB | {target} |",
+              flush=True)
     if args.no_train:
         return
     rows, peak = train_rows(args.quick)
@@ -176,6 +167,7 @@ def main() -> None:
         ratio = f"{ref / ours:.1f}×" if ref else "—"
         print(f"| {label} | {seconds(ref)} | {seconds(ours)} | {ratio} | — | {target} |")
     print(f"\npeak RSS of the process that ran the last {len(rows)} rows (incl. the `tiny` model): {peak:.0f} MB")
+
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import cpu_model
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,12 +29,7 @@ def main() -> None:
 
     from simipu.synth.writer import FOLDERS, make_frame, write_frame
 
-    cpu = platform.processor() or platform.machine()
-    try:  # platform.processor() is often empty on Linux; the model name is in /proc/cpuinfo
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    print(f"machine: {cpu}, {os.cpu_count()} cores, "
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, "
           f"python {platform.python_version()}, numpy {np.__version__}")
     totals = []
     with tempfile.TemporaryDirectory() as tmp:

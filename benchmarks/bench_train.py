@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from _machine import cpu_model
 from simipu.config import load_config
 from simipu.matching import greedy_match, hungarian_match, match_views
 from simipu.model import SimIPU
@@ -107,9 +107,7 @@ def main() -> None:
     if a.json:
         print(json.dumps({"rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
         return
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor() or platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
-    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} threads, CPU only\n")
+    print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {a.threads} threads, CPU only\n")
     print("| operation | reference | simipu | ratio | target |")
     print("|---|---|---|---|---|")
     for name, ref, ours, target in rows:

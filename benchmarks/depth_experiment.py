@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from scipy import stats
 
+from _machine import cpu_model
 from simipu.checkpoint import list_checkpoints, load_checkpoint
 from simipu.config import load_config
 from simipu.depth import METRICS, make_config, run_depth_probe
 from simipu.model import SimIPU
-from simipu.train import pretrain
+from simipu.train import pretrain, usable_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = dict(abs_rel="abs-rel ↓", sq_rel="sq-rel ↓", rmse="RMSE ↓", rmse_log="RMSE-log ↓",
@@ -177,10 +178,7 @@ def summarise(probes: list[dict]) -> dict:
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
-        else platform.processor()
-    return dict(cpu=cpu, cores=len(os.sched_getaffinity(0)), torch=torch.__version__,
+    return dict(cpu=cpu_model(), cores=usable_cores(), torch=torch.__version__,
                 python=platform.python_version(), commit=source_commit())
 
 
@@ -423,7 +421,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="CI-sized: a few frames, a few steps, one seed")
     ap.add_argument("--out", default=str(ROOT / "results"), help="folder for depth_probe.{md,png,json}")
     ap.add_argument("--work", default=str(ROOT / "runs" / "depth_experiment"), help="scratch folder (data, runs)")
-    ap.add_argument("--jobs", type=int, default=len(os.sched_getaffinity(0)), help="worker processes")
+    ap.add_argument("--jobs", type=int, default=usable_cores(), help="worker processes")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads per worker")
     args = ap.parse_args(argv)
     plan = QUICK if args.quick else FULL

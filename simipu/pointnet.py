@@ -56,7 +56,6 @@ def run_shared_mlp(mlp: nn.Sequential, x: torch.Tensor, first_product: bool = Fa
     """
     lead, rows = x.shape[:-1], x.reshape(-1, x.shape[-1])
     modules = list(mlp)
-    pooled = False
     for i in range(0, len(modules), 3):
         conv, bn, act = modules[i:i + 3]
         weight = conv.weight.flatten(1)  # (C_out, C_in): a 1×1 convolution is a matrix product
@@ -70,11 +69,9 @@ def run_shared_mlp(mlp: nn.Sequential, x: torch.Tensor, first_product: bool = Fa
             shift = shift if bn.bias is None else shift + bn.bias
             if max_over is not None and i == len(modules) - 3 and isinstance(act, nn.ReLU):
                 z = rows * scale if done else torch.mm(rows, (weight * scale[:, None]).t())
-                rows = act(z.view(*lead, z.shape[-1]).amax(dim=max_over) + shift)  # small: out of place
-                pooled = True
-            else:
-                rows = act(torch.addcmul(shift, rows, scale) if done
-                           else torch.addmm(shift, rows, (weight * scale[:, None]).t()))
+                return act(z.view(*lead, z.shape[-1]).amax(dim=max_over) + shift)  # small: out of place
+            rows = act(torch.addcmul(shift, rows, scale) if done
+                       else torch.addmm(shift, rows, (weight * scale[:, None]).t()))
         else:
             if done:
                 rows = rows if bias is None else rows + bias
@@ -84,8 +81,6 @@ def run_shared_mlp(mlp: nn.Sequential, x: torch.Tensor, first_product: bool = Fa
             # the in-place ReLU acts on BN's own output, not on a view of it (autograd would copy the whole
             # tensor back through the view: CopySlices, ~18 % of a backward pass)
             rows = act(bn(rows.view(rows.shape[0], rows.shape[1], *spatial))).view(rows.shape[0], -1)
-    if pooled:
-        return rows
     out = rows.view(*lead, rows.shape[-1])
     return out if max_over is None else out.amax(dim=max_over)
 
@@ -148,7 +143,6 @@ class SetAbstractionMSG(nn.Module):
             pooled.append(self._scale_features(mlp, xyz, new_xyz, features, ball))  # (B, S, C_j)
         new_features = run_shared_mlp(self.aggregation, torch.cat(pooled, dim=-1))  # (B, S, C_out)
         return new_xyz, new_features, idx
-
 
     def _scale_features(self, mlp: nn.Sequential, xyz: torch.Tensor, new_xyz: torch.Tensor,
                         features: torch.Tensor | None, ball: torch.Tensor) -> torch.Tensor:

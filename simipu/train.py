@@ -98,6 +98,11 @@ def _setup_distributed(device: torch.device) -> tuple[int, int]:
     return (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS tells, else the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def auto_threads(num_workers: int, cores: int | None = None) -> int:
     """``train.threads=0``: torch's default, capped so that the data workers keep a core each.
 
@@ -105,7 +110,7 @@ def auto_threads(num_workers: int, cores: int | None = None) -> int:
     README's main job, measured on a quiet machine) and uses a third less CPU time. When the threads
     outnumber the free cores, torch's threads wait for one another and a step can take several times longer.
     """
-    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = cores or usable_cores()
     return max(1, min(torch.get_num_threads(), cores - num_workers))
 
 
@@ -217,14 +222,15 @@ def _pretrain(cfg: Config, resume: bool, progress: bool) -> dict:
             with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 result = ddp_model(batch)
             loss = result["loss"]
-            finite = torch.isfinite(loss.detach()).to(torch.int32)
+            finite_here = torch.isfinite(loss.detach())
+            finite = finite_here.to(torch.int32)
             if world > 1:  # all ranks stop together; otherwise the others would wait forever in backward
                 dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             if not bool(finite):
                 kept = list_checkpoints(out)
-                where = (f"loss is {loss.item()} (intra {result['loss_intra'].item()}, "
-                         f"inter {result['loss_inter'].item()})" if not torch.isfinite(loss)
-                         else f"loss is finite on rank {rank} but not on another rank")
+                where = (f"loss is finite on rank {rank} but not on another rank" if finite_here else
+                         f"loss is {loss.item()} (intra {result['loss_intra'].item()}, "
+                         f"inter {result['loss_inter'].item()})")
                 raise TrainingDiverged(
                     f"step {step + 1}: {where}. Try lower learning rates or train.precision=fp32. "
                     + (f"The last good checkpoint is kept: {kept[-1]}" if kept else "No checkpoint was written yet."))
