@@ -1,4 +1,4 @@
-"""Sampling and grouping ops: fast paths equal the plain references (SPEC §1.2)."""
+"""Sampling and grouping ops: fast paths equal the plain references; semantics of the released mmdet3d ops."""
 import numpy as np
 import pytest
 import torch
@@ -60,12 +60,28 @@ def test_ffps_with_many_channels_matches_the_plain_loop():
                        furthest_point_sample_naive(cat, 100))
 
 
-def test_fs_mode_is_half_ffps_then_half_dfps():
+def test_fs_mode_returns_npoint_ffps_then_npoint_dfps_indices():
+    """FS_Sampler of the release: F-FPS and D-FPS over the same points, concatenated (2·npoint)."""
     xyz, feat = random_cloud(2, 500, 8), torch.randn(2, 500, 4)
     idx = sample_points_by_mode(xyz, feat, 100, ("FS",), (-1,))
-    assert idx.shape == (2, 100)
-    assert torch.equal(idx[:, :50], feature_furthest_point_sample(xyz, feat, 50))
-    assert torch.equal(idx[:, 50:], furthest_point_sample(xyz, 50))
+    assert idx.shape == (2, 200) and sampling.num_sampled(100, ("FS",)) == 200
+    assert torch.equal(idx[:, :100], feature_furthest_point_sample(xyz, feat, 100))
+    assert torch.equal(idx[:, 100:], furthest_point_sample(xyz, 100))
+    assert (idx[:, 0] == idx[:, 100]).all()  # both start at point 0: the halves may share points
+
+
+def test_kitti_layer_three_samples_ffps_from_the_first_512_and_dfps_from_the_other_1536():
+    """Layer 2 of `kitti` outputs 2048 centres (FS); layer 3's ranges (512, -1) then really sample."""
+    xyz, feat = random_cloud(1, 4096, 12), torch.randn(1, 4096, 8)
+    l2 = sample_points_by_mode(xyz, feat, 1024, ("FS",), (-1,))
+    assert l2.shape == (1, 2048)
+    xyz2, feat2 = xyz[:, l2[0]], feat[:, l2[0]]
+    l3 = sample_points_by_mode(xyz2, feat2, (512, 512), ("F-FPS", "D-FPS"), (512, -1))
+    assert l3.shape == (1, 1024)
+    assert sorted(l3[0, :512].tolist()) == list(range(512))  # all of the F-FPS half, reordered
+    dfps = l3[0, 512:]
+    assert (dfps >= 512).all() and len(set(dfps.tolist())) == 512  # 512 of the 1536 D-FPS centres
+    assert torch.equal(dfps - 512, furthest_point_sample(xyz2[:, 512:], 512)[0])
 
 
 def test_sample_ranges_sample_each_range_separately():
@@ -105,6 +121,39 @@ def test_ball_query_keeps_the_first_in_index_order_and_pads_with_the_first():
         idx = fn(xyz, centers, 0.5, 4)
         assert idx.tolist() == [[[0, 2, 3, 0], [1, 1, 1, 1], [0, 0, 0, 0]]]
         assert fn(xyz, centers, 0.15, 2).tolist() == [[[0, 2], [1, 1], [0, 0]]]
+
+
+@pytest.mark.parametrize("radius,min_radius,nsample", [(0.8, 0.4, 32), (1.6, 0.8, 64), (3.2, 1.6, 16)])
+def test_dilated_ball_query_paths_return_the_reference_shells(radius, min_radius, nsample):
+    xyz = random_cloud(2, 3000, 13, scale=(10.0, 10.0, 2.0))
+    centers = xyz[:, torch.randperm(3000, generator=torch.Generator().manual_seed(2))[:400]]
+    ref = ball_query_naive(xyz, centers, radius, nsample, min_radius=min_radius)
+    assert torch.equal(ball_query(xyz, centers, radius, nsample, min_radius=min_radius), ref)
+    assert torch.equal(grouping._ball_query_torch(xyz, centers, radius, nsample, min_radius), ref)
+    d2 = ((xyz[:, None, None, :, :] - centers[:, :, None, None, :]) ** 2).sum(-1)[:, :, 0]  # (B, S, N)
+    got = d2.gather(-1, ref)  # (B, S, K) squared distances of the kept points
+    assert ((got == 0) | ((got >= min_radius ** 2 * (1 - 1e-5)) & (got < radius ** 2 * (1 + 1e-5)))).all()
+
+
+def test_dilated_ball_query_keeps_the_centre_and_the_shell_only():
+    """The CUDA kernel's rule: d² == 0 or min_r² <= d² < r²; first found in index order, padded with it."""
+    xyz = torch.tensor([[[0.0, 0, 0], [0.1, 0, 0], [0.5, 0, 0], [0.3, 0, 0], [0.45, 0, 0], [0.2, 0, 0]]])
+    centers = torch.tensor([[[0.0, 0, 0], [10.0, 0, 0]]])
+    for fn in (ball_query, ball_query_naive, grouping._ball_query_torch):
+        # shell [0.25, 0.5): 0.3 (index 3) and 0.45 (index 4); 0.5 is outside (strict), the centre stays
+        assert fn(xyz, centers, 0.5, 4, 0.25).tolist() == [[[0, 3, 4, 0], [0, 0, 0, 0]]]
+        # min_radius = 0 is the plain ball, still strict at r: 0.5 excluded
+        assert fn(xyz, centers, 0.5, 6, 0.0).tolist() == [[[0, 1, 3, 4, 5, 0], [0, 0, 0, 0, 0, 0]]]
+    centre_off_cloud = torch.tensor([[[0.05, 0, 0]]])  # not a cloud point: only the shell [0.1, 0.3) counts
+    assert ball_query(xyz, centre_off_cloud, 0.3, 3, 0.1).tolist() == [[[3, 5, 3]]]  # at 0.25 and 0.15
+
+
+def test_ball_query_min_radius_must_be_below_the_radius():
+    xyz = random_cloud(1, 10, 0)
+    with pytest.raises(ValueError):
+        ball_query(xyz, xyz, 0.5, 4, min_radius=0.5)
+    with pytest.raises(ValueError):
+        ball_query(xyz, xyz, 0.5, 4, min_radius=-0.1)
 
 
 def test_a_centre_from_the_cloud_is_its_own_neighbour():

@@ -3,12 +3,22 @@
 D-FPS (Qi et al., "PointNet++", NeurIPS 2017, §3.2) picks ``npoint`` centres one at a time, each the
 point furthest (in squared Euclidean distance) from the centres already picked. F-FPS (Yang et al.,
 "3DSSD", CVPR 2020, §3.1) runs the same loop on the concatenation ``[xyz, features]``, so that
-foreground points with distinctive features survive; "FS" takes half the centres by F-FPS and half by
-D-FPS. All functions return int64 indices into the input cloud and never carry gradients.
+foreground points with distinctive features survive; "FS" runs both over the same points and
+concatenates them: ``npoint`` F-FPS indices, then ``npoint`` D-FPS indices, so it returns ``2·npoint``
+(mmdetection3d's ``FS_Sampler`` in ``mmdet3d/ops/furthest_point_sample/points_sampler.py`` of the
+released SimIPU code; the two halves may share points). All functions return int64 indices into the
+input cloud and never carry gradients.
 
-``furthest_point_sample`` dispatches: on the CPU (3 to 8 coordinates) to the exact bucket-KD-tree
-"QuickFPS" of the ``fpsample`` package, elsewhere to a batch-vectorised torch loop. Both return exactly
-the indices of ``furthest_point_sample_naive`` for the same ``start`` (tests hold them equal).
+``furthest_point_sample`` dispatches: on the CPU (3 to 8 coordinates) to the bucket-KD-tree "QuickFPS"
+of the ``fpsample`` package, elsewhere to a batch-vectorised torch loop. The torch loop returns exactly
+the indices of ``furthest_point_sample_naive``. QuickFPS computes the same float32 squared distances in
+another order, so at a *near-tie* (two candidates whose running minimum distances differ by float32
+round-off, about 1e-7 relative) it may pick the other one, and from there on the sequences differ; both
+are valid furthest-point sequences. On clouds without near-ties (tests: random clouds of a few
+thousand points) the indices are equal; on 16384-point samples of the two real KITTI frames, 16384 →
+4096, they were equal in 4 of 6 draws and diverged after 1872 and 3166 picks in the other two. Exact
+ties, between identical points (repeats that pad a small cloud up to ``num_points``), are broken
+differently too: the plain loop and the torch loop take the smallest index, QuickFPS may not.
 """
 from __future__ import annotations
 
@@ -124,7 +134,8 @@ def furthest_point_sample(points: torch.Tensor, npoint: int, start: int = 0) -> 
         npoint: number of centres S (1 <= S <= N).
         start: index of the first centre (the same for every cloud of the batch).
     Returns:
-        (B, S) int64 indices into dim 1 of ``points``; equal to ``furthest_point_sample_naive``.
+        (B, S) int64 indices into dim 1 of ``points``: a furthest-point sequence; equal to
+        ``furthest_point_sample_naive`` except after a float32 near-tie on the CPU (module docstring).
     """
     _check(points, npoint, start)
     B, N, D = points.shape
@@ -163,8 +174,9 @@ def sample_points_by_mode(xyz: torch.Tensor, features: torch.Tensor | None,
     The cloud is cut into consecutive index ranges of the given lengths (``-1``: the rest), e.g.
     ``sample_ranges=(512, -1)`` with ``fps_mods=("F-FPS", "D-FPS")`` and ``num_points=(512, 512)``
     takes 512 centres by F-FPS among the first 512 points and 512 by D-FPS among the others.
-    Modes: ``"D-FPS"`` (xyz), ``"F-FPS"`` (xyz + features), ``"FS"`` (half F-FPS then half D-FPS,
-    concatenated; the halves may share points).
+    Modes: ``"D-FPS"`` (xyz), ``"F-FPS"`` (xyz + features), ``"FS"`` (``npoint`` by F-FPS *and*
+    ``npoint`` by D-FPS over the same range, concatenated: it contributes ``2·npoint`` indices, and
+    the two halves may share points), as ``Points_Sampler`` / ``FS_Sampler`` of the released code.
 
     Args:
         xyz: (B, N, 3) point locations.
@@ -173,7 +185,8 @@ def sample_points_by_mode(xyz: torch.Tensor, features: torch.Tensor | None,
         fps_mods: one mode per range.
         sample_ranges: one range length per range; ``-1`` means up to the end.
     Returns:
-        (B, sum(num_points)) int64 indices into the whole cloud.
+        (B, total) int64 indices into the whole cloud, ``total = sum(num_points)`` plus one more
+        ``npoint`` for every "FS" range (see :func:`num_sampled`).
     """
     counts = [num_points] if isinstance(num_points, int) else list(num_points)
     if not len(counts) == len(fps_mods) == len(sample_ranges):
@@ -191,12 +204,17 @@ def sample_points_by_mode(xyz: torch.Tensor, features: torch.Tensor | None,
             idx = furthest_point_sample(part_xyz, npoint)
         elif mode == "F-FPS":
             idx = feature_furthest_point_sample(part_xyz, part_feat, npoint)
-        elif mode == "FS":
-            half = npoint // 2
-            idx = torch.cat([feature_furthest_point_sample(part_xyz, part_feat, npoint - half),
-                             furthest_point_sample(part_xyz, half)], dim=1)
+        elif mode == "FS":  # FS_Sampler: F-FPS and D-FPS over the same points, 2·npoint indices
+            idx = torch.cat([feature_furthest_point_sample(part_xyz, part_feat, npoint),
+                             furthest_point_sample(part_xyz, npoint)], dim=1)
         else:
             raise ValueError(f"unknown FPS mode {mode!r}; expected 'D-FPS', 'F-FPS' or 'FS'")
         indices.append(idx + first)
         first = last
     return torch.cat(indices, dim=1)
+
+
+def num_sampled(num_points: int | Sequence[int], fps_mods: Sequence[str] = ("D-FPS",)) -> int:
+    """How many centres :func:`sample_points_by_mode` returns: ``npoint`` per range, ``2·npoint`` for "FS"."""
+    counts = [num_points] if isinstance(num_points, int) else list(num_points)
+    return sum(n * (2 if mode == "FS" else 1) for n, mode in zip(counts, fps_mods))
