@@ -25,34 +25,41 @@ from .errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = ("tiny", "kitti", "waymo")
+IMG_NORMS = ("caffe_bgr", "imagenet_rgb")  # see simipu.pipeline.normalize_image
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 @dataclass
 class DataConfig:
+    """Inputs and augmentation; defaults = the released KITTI pipeline (``simipu_kitti.py``)."""
     root: str = "data_samples"
-    splits: tuple[str, ...] = ("train", "test")  # SPEC §1.9: pre-train on train + test, leave val out
-    velodyne_dir: str = "velodyne"               # or "velodyne_reduced"
+    splits: tuple[str, ...] = ("train", "test")  # paper §4.1: pre-train on train + test, leave val out;
+                                                 # "all" = every frame of training/ and testing/
+    velodyne_dir: str = "auto"                   # auto: velodyne_reduced/ when present, else velodyne/
     camera: int = 2                              # image_2 / P2 on KITTI; Waymo-in-KITTI-format front = 0
     point_dims: int = 4                          # floats per point in .bin (Waymo converted: 6)
-    num_points: int = 16384                      # SPEC §1.2, released config
+    num_points: int = 16384                      # IndoorPointSample(num_points=16384)
     point_range: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)  # x0 y0 z0 x1 y1 z1
-    fov_only: bool = False                       # also crop to the camera's field of view
-    rot_range: tuple[float, float] = (-math.pi / 2, math.pi / 2)  # SPEC §1.1
-    scale_range: tuple[float, float] = (0.75, 1.25)
-    translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    center: tuple[float, float, float] = (35.2, 0.0, -1.0)
-    flip_prob: float = 0.5                       # bird's-eye-view flip y -> -y
+    fov_only: bool = True                        # camera-view cloud: velodyne_reduced, else crop to the FOV
+    rot_range: tuple[float, float] = (-math.pi / 2, math.pi / 2)  # GlobalRotScaleTrans.rot_range
+    scale_range: tuple[float, float] = (0.75, 1.25)               # .scale_ratio_range
+    translation_std: tuple[float, float, float] = (0.0, 0.0, 0.0)  # .translation_std
+    center: tuple[float, float, float] = (35.2, 0.0, -1.0)        # .points_center: the rotation centre
+    scale_about_center: bool = False             # released: the scale acts about the origin
+    flip_prob: float = 0.5                       # bird's-eye-view flip y -> -y (when not sync_flip)
+    sync_flip: bool = True                       # RandomFlip3D(sync_2d=True): view b flips with the image
     img_scale_range: tuple[tuple[int, int], tuple[int, int]] = ((640, 192), (2400, 720))  # (w, h)
-    img_flip_prob: float = 0.5
+    img_flip_prob: float = 0.5                   # RandomFlip3D(flip_ratio_bev_horizontal=0.5)
     img_size_divisor: int = 32
+    img_norm: str = "caffe_bgr"                  # released img_norm_cfg: BGR, mean (103.53, 116.28, 123.675), std 1
     num_workers: int = 4
     seed: int = 0
 
 
 @dataclass
 class PointEncoderConfig:
-    """3DSSD-style multi-scale set abstraction as released for SimIPU (SPEC §1.2)."""
+    """3DSSD-style multi-scale set abstraction as released for SimIPU (``PointNet2SAMSG`` in
+    ``project_cl/configs/simipu/simipu_kitti.py``; "FS" layers output 2·npoint centres)."""
     in_channels: int = 4
     num_points: tuple[Any, ...] = (4096, 1024, (512, 512))
     radii: tuple[tuple[float, ...], ...] = ((0.2, 0.4, 0.8), (0.4, 0.8, 1.6), (1.6, 3.2, 4.8))
@@ -65,14 +72,17 @@ class PointEncoderConfig:
     aggregation_channels: tuple[int, ...] = (128, 256, 1024)
     fps_mods: tuple[tuple[str, ...], ...] = (("D-FPS",), ("FS",), ("F-FPS", "D-FPS"))
     fps_sample_range_lists: tuple[tuple[int, ...], ...] = ((-1,), (-1,), (512, -1))
-    use_xyz: bool = True  # standard PointNet++; the released config used False
+    dilated_group: tuple[bool, ...] = (True, True, True)  # PointNet2SAMSG default: shells for scales > 0
+    use_xyz: bool = False        # sa_cfg use_xyz=False as released; True = PointNet++'s default
+    bn_eps: float = 1e-3         # norm_cfg=dict(type='BN2d', eps=1e-3, momentum=0.1)
+    bn_momentum: float = 0.1
 
 
 @dataclass
 class ModelConfig:
-    image_backbone: str = "resnet50"             # SPEC §1.5; resnet18/34 also work
+    image_backbone: str = "resnet50"             # img_backbone ResNet depth=50; resnet18/34 also work
     point: PointEncoderConfig = field(default_factory=PointEncoderConfig)
-    proj_dim: int = 128                          # SPEC §1.4: heads end in 128-d
+    proj_dim: int = 128                          # pts_intro_out_dim / img_inter_out_dim = 128
     point_proj_hidden: int = 1024
     image_proj_hidden: int = 2048
     temperature: float = 0.07                    # τ of Eq. 4 and Eq. 7
@@ -80,6 +90,8 @@ class ModelConfig:
     mu_inter: float = 1.0                        # μ, Eq. 8
     matching: str = "hungarian"                  # or "greedy" (paper Table 5)
     sync_bn: bool = True                         # SyncBN in the image backbone under DDP
+    image_bn_eps: float = 1e-3                   # norm_cfg=dict(type='SyncBN', eps=1e-3, momentum=0.01)
+    image_bn_momentum: float = 0.01
 
 
 @dataclass
@@ -252,8 +264,10 @@ def config_from_dict(tree: dict) -> Config:
     return cfg
 
 
-def _num_points_total(n) -> int:
-    return sum(n) if isinstance(n, tuple) else n
+def layer_centres(num_points, fps_mods) -> int:
+    """Centres a SA layer outputs: npoint per sample range, 2·npoint for an "FS" range."""
+    counts = num_points if isinstance(num_points, tuple) else (num_points,)
+    return sum(n * (2 if mode == "FS" else 1) for n, mode in zip(counts, fps_mods))
 
 
 def validate(cfg: Config) -> None:
@@ -272,19 +286,30 @@ def validate(cfg: Config) -> None:
     if d.img_size_divisor <= 0 or d.img_size_divisor % 32:
         raise ConfigError(f"data.img_size_divisor must be a positive multiple of 32 (ResNet stride), "
                           f"got {d.img_size_divisor}")
+    if d.img_norm not in IMG_NORMS:
+        raise ConfigError(f"data.img_norm must be one of {', '.join(IMG_NORMS)}, got '{d.img_norm}'")
     n_layers = len(p.num_points)
     for key in ("radii", "num_samples", "sa_channels", "aggregation_channels", "fps_mods",
-                "fps_sample_range_lists"):
+                "fps_sample_range_lists", "dilated_group"):
         if len(getattr(p, key)) != n_layers:
             raise ConfigError(f"model.point.{key} has {len(getattr(p, key))} layers, "
                               f"model.point.num_points has {n_layers}")
     prev = d.num_points
     for i, n in enumerate(p.num_points):
-        total = _num_points_total(n)
-        if total <= 0 or total > prev:
-            raise ConfigError(f"model.point.num_points[{i}] = {n}: must be positive and at most the "
-                              f"{prev} points entering layer {i + 1}")
-        prev = total
+        counts = n if isinstance(n, tuple) else (n,)
+        ranges = p.fps_sample_range_lists[i]
+        if len(counts) != len(p.fps_mods[i]) or len(counts) != len(ranges):
+            raise ConfigError(f"model.point layer {i + 1}: num_points {n}, fps_mods {p.fps_mods[i]} and "
+                              f"fps_sample_range_lists {ranges} need one entry per sample range")
+        first = 0
+        for k, (count, length) in enumerate(zip(counts, ranges)):
+            last = prev if length == -1 else first + length
+            if count <= 0 or not first < last <= prev or count > last - first:
+                raise ConfigError(f"model.point layer {i + 1}: sample range {k} ({length}, starting at point "
+                                  f"{first}) must fit the {prev} points entering the layer and hold at least "
+                                  f"num_points {count}")
+            first = last
+        prev = layer_centres(n, p.fps_mods[i])
         if any(r <= 0 for r in p.radii[i]):
             raise ConfigError(f"model.point.radii[{i}] must be positive, got {p.radii[i]}")
         if len(p.radii[i]) != len(p.num_samples[i]) or len(p.radii[i]) != len(p.sa_channels[i]):

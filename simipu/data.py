@@ -27,6 +27,8 @@ from PIL import Image, UnidentifiedImageError
 from .errors import DataError
 
 SPLIT_DIRS = {"train": "training", "val": "training", "trainval": "training", "test": "testing"}
+ALL_FRAMES = "all"  # the split that needs no ImageSets: every frame of training/ and testing/
+REDUCED_DIR = "velodyne_reduced"  # mmdetection3d's camera-view clouds (points inside the image)
 _ROW_SIZES = {"P0": 12, "P1": 12, "P2": 12, "P3": 12, "R0_rect": 9, "Tr_velo_to_cam": 12,
               "Tr_imu_to_velo": 12}
 _FRAME_ID = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")  # a plain file stem: no '/', no '..'
@@ -213,13 +215,29 @@ def sample_points(points: np.ndarray, n: int, rng: np.random.Generator) -> np.nd
     return np.asarray(points[idx], dtype=np.float32)
 
 
+def resolve_velodyne_dir(root, splits, velodyne_dir: str = "auto") -> str:
+    """The point folder to read: ``velodyne_dir`` itself, or for ``"auto"`` ``velodyne_reduced`` when
+    every split folder of ``splits`` has one (the released SimIPU config reads it), else ``velodyne``."""
+    if velodyne_dir != "auto":
+        return velodyne_dir
+    splits = (splits,) if isinstance(splits, str) else tuple(splits)
+    dirs = {d for s in splits for d in (("training", "testing") if s == ALL_FRAMES else (SPLIT_DIRS.get(s),))
+            if d and (Path(root) / d).is_dir()}
+    if dirs and all((Path(root) / d / REDUCED_DIR).is_dir() for d in dirs):
+        return REDUCED_DIR
+    return "velodyne"
+
+
 class KittiDataset:
     """Raw frames of a KITTI-format root, over one or several ImageSets splits.
 
     ``splits`` name files ``ROOT/ImageSets/{split}.txt`` (train/val/trainval → ``training/``, test →
-    ``testing/``). Without an ``ImageSets`` folder, every ``velodyne/*.bin`` found in the splits' folders
-    is a frame. Duplicate ids are dropped with a warning; an id that is not a plain file name, an id
-    with files missing on disk or a missing split file raise :class:`DataError`.
+    ``testing/``). A root without ``ImageSets/`` is refused, because then nothing says which frames
+    are val and pre-training would silently use them; the split ``"all"`` takes every frame of
+    ``training/`` and ``testing/`` on purpose. Duplicate ids are dropped with a warning; an id that is
+    not a plain file name, an id with files missing on disk or a missing split file raise
+    :class:`DataError`. ``velodyne_dir="auto"`` reads ``velodyne_reduced/`` when present (see
+    :func:`resolve_velodyne_dir`).
 
     ``dataset[i]`` → ``dict(frame_id: str, split_dir: str, points (N, 4) float32 xyz_lidar + reflectance,
     image (H, W, 3) uint8 RGB, calib: Calib)``.
@@ -228,15 +246,16 @@ class KittiDataset:
     def __init__(self, root, splits=("train", "test"), velodyne_dir: str = "velodyne", camera: int = 2,
                  point_dims: int = 4):
         self.root = Path(root)
-        self.velodyne_dir, self.camera, self.point_dims = velodyne_dir, camera, point_dims
-        self.image_dir = f"image_{camera}"
         if isinstance(splits, str):
             splits = (splits,)
-        unknown = [s for s in splits if s not in SPLIT_DIRS]
+        unknown = [s for s in splits if s not in SPLIT_DIRS and s != ALL_FRAMES]
         if unknown:
-            raise ValueError(f"unknown split(s) {unknown}; known: {sorted(SPLIT_DIRS)}")
+            raise ValueError(f"unknown split(s) {unknown}; known: {sorted(SPLIT_DIRS) + [ALL_FRAMES]}")
         if not self.root.is_dir():
             raise DataError(self.root, "data root does not exist")
+        self.velodyne_dir = resolve_velodyne_dir(self.root, splits, velodyne_dir)
+        self.camera, self.point_dims = camera, point_dims
+        self.image_dir = f"image_{camera}"
         frames: list[tuple[str, str]] = []
         for split in splits:
             frames += self._split_frames(split)
@@ -251,11 +270,17 @@ class KittiDataset:
             raise DataError(self.root, f"no frames found for splits {list(splits)}")
 
     def _split_frames(self, split: str) -> list[tuple[str, str]]:
+        if split == ALL_FRAMES:
+            return [(p.stem, d) for d in ("training", "testing")
+                    for p in sorted((self.root / d / self.velodyne_dir).glob("*.bin"))]
         split_dir = SPLIT_DIRS[split]
         sets = self.root / "ImageSets"
         if not sets.is_dir():
-            found = sorted((self.root / split_dir / self.velodyne_dir).glob("*.bin"))
-            return [(p.stem, split_dir) for p in found]
+            raise DataError(self.root, f"no ImageSets/ folder, so split '{split}' is unknown (without it, "
+                                       f"'val' frames would be used like any other). Add ImageSets/"
+                                       f"{{train,val,test}}.txt with one frame id per line (mmdetection3d's "
+                                       f"KITTI split files, or `simipu synth` output), or set "
+                                       f"data.splits=[{ALL_FRAMES}] to use every frame on purpose")
         list_file = sets / f"{split}.txt"
         if not list_file.is_file():
             raise DataError(list_file, f"split file for '{split}' does not exist "

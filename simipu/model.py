@@ -15,6 +15,8 @@ by freezing it (this also keeps DDP from waiting for gradients that never come).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import torch
 import torchvision
@@ -53,7 +55,8 @@ class ProjectionHead(nn.Sequential):
 class ImageEncoder(nn.Module):
     """F_I (Eq. 5): a torchvision ResNet without avgpool/fc, returning the last-stage map.
 
-    Built with `weights=None` (nothing is downloaded); all stages trainable. The submodules keep
+    Built with `weights=None` (nothing is downloaded); all stages trainable; BatchNorm with the given
+    eps/momentum (released: SyncBN eps 1e-3, momentum 0.01, PyTorch's convention). The submodules keep
     torchvision's names (conv1, bn1, layer1..layer4), so `state_dict()` loads into
     `torchvision.models.<name>()` with only `fc.*` missing.
 
@@ -61,11 +64,11 @@ class ImageEncoder(nn.Module):
     (512 for resnet18/34, 2048 for resnet50 and deeper).
     """
 
-    def __init__(self, name: str = "resnet50"):
+    def __init__(self, name: str = "resnet50", bn_eps: float = 1e-5, bn_momentum: float = 0.1):
         super().__init__()
         if name not in RESNETS:
             raise ValueError(f"image backbone must be one of {sorted(RESNETS)}, got {name!r}")
-        net = RESNETS[name](weights=None)
+        net = RESNETS[name](weights=None, norm_layer=partial(nn.BatchNorm2d, eps=bn_eps, momentum=bn_momentum))
         self.name = name
         self.out_channels = net.fc.in_features
         self.stride = 32  # of the last stage (layer4) w.r.t. the input image
@@ -90,7 +93,7 @@ class SimIPU(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.point_encoder = PointEncoder(cfg.point)
-        self.image_encoder = ImageEncoder(cfg.image_backbone)
+        self.image_encoder = ImageEncoder(cfg.image_backbone, cfg.image_bn_eps, cfg.image_bn_momentum)
         c_point = cfg.point.aggregation_channels[-1]
         self.point_head = ProjectionHead(c_point, cfg.point_proj_hidden, cfg.proj_dim)
         self.point_key_head = ProjectionHead(c_point, cfg.point_proj_hidden, cfg.proj_dim)
@@ -109,7 +112,7 @@ class SimIPU(nn.Module):
         """One pre-training step's losses and diagnostics.
 
         Args:
-            batch: dict of `simipu.pipeline.collate` (CONTRACTS.md): points_a, points_b (B, N, 4),
+            batch: dict of `simipu.pipeline.collate`: points_a, points_b (B, N, 4),
                 T_ab (B, 4, 4), image (B, 3, Hp, Wp), lidar2img (B, 4, 4), image_hw (B, 2).
         Returns:
             0-d tensors: loss, loss_intra, loss_inter, intra_top1, intra_top5, inter_top1,
@@ -149,7 +152,7 @@ class SimIPU(nn.Module):
                               for x in (sample, rows, cols))
         out = {k: f_a.new_tensor(v) for k, v in stats.items()}
         if len(rows) < 2:  # no contrast possible (and BatchNorm needs 2 rows)
-            out["loss_intra"] = f_a.sum() * 0.0
+            out["loss_intra"] = _zero_through(f_a, self.point_head)
             return out
         z_a = self.point_head(f_a[sample, rows])  # (P, D) queries
         with torch.no_grad():
@@ -162,8 +165,8 @@ class SimIPU(nn.Module):
     def _inter(self, l_a, f_a, batch) -> dict[str, torch.Tensor]:
         """Eq. 5–7 over the points of the batch that project into their image.
 
-        With fewer than 2 such points there is nothing to contrast: L_inter is then
-        0 · sum(feature map), a zero that still belongs to the graph.
+        With fewer than 2 such points there is nothing to contrast: L_inter is then a zero that
+        still reaches the feature map and every image-head parameter (see ``_zero_through``).
         """
         # Eq. 5: f = F_I(I)
         feat = self.image_encoder(batch["image"])  # (B, C, Hp/32, Wp/32)
@@ -178,7 +181,7 @@ class SimIPU(nn.Module):
                                   stride=self.image_encoder.stride)  # (B, M, C)
         out = {"inter_valid": valid.sum().float()}
         if int(valid.sum()) < 2:
-            out["loss_inter"] = feat.sum() * 0.0
+            out["loss_inter"] = _zero_through(feat, self.image_head)
             return out
         z_img = self.image_head(f_g[valid])  # (P, D) queries
         with torch.no_grad():  # "we crop the gradient of f^α"
@@ -187,3 +190,14 @@ class SimIPU(nn.Module):
         out["loss_inter"], out["inter_top1"], out["inter_top5"] = inter_loss(
             z_img, z_pts, self.cfg.temperature)
         return out
+
+
+def _zero_through(features: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    """0 · (sum of ``features`` and of every parameter of ``head``): a zero loss with a (zero) gradient
+    for the encoder and every head parameter. Under DDP a rank whose batch has < 2 pairs must still
+    produce a gradient for every parameter the other ranks train, or the gradient all-reduce fails."""
+    total = features.sum()
+    for p in head.parameters():
+        if p.requires_grad:
+            total = total + p.sum()
+    return total * 0.0

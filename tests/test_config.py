@@ -36,7 +36,7 @@ def test_overrides_from_strings_and_keywords():
     (["model.use_xyz=1"], "unknown config key 'model.use_xyz'"),
     (["model.point.use_xyz=1"], "model.point.use_xyz' must be true or false"),
     (["model.point.radii=[[-0.2, 0.4], [0.8, 1.6], [1.6, 3.2]]"], "radii[0] must be positive"),
-    (["data.num_points=100"], "at most the 100 points"),
+    (["data.num_points=100"], "must fit the 100 points entering the layer"),
     (["model.matching=nearest"], "hungarian' or 'greedy'"),
     (["data.flip_prob=1.5"], "probability"),
     (["train.max_steps"], "section.key=value"),

@@ -213,12 +213,22 @@ def test_dataset_reads_train_and_test_splits_from_their_folders(kitti_real_root)
     assert isinstance(f["calib"], Calib)
 
 
-def test_without_imagesets_every_frame_on_disk_is_used_and_velodyne_reduced_works(make_frame, tmp_path):
+def test_without_imagesets_a_named_split_is_refused_so_val_cannot_leak(make_frame):
+    root = make_frame("000001")
+    with pytest.raises(DataError, match=r"no ImageSets/ folder.*data.splits=\[all\]"):
+        KittiDataset(root, splits=("train", "test"))
+
+
+def test_split_all_takes_every_frame_on_disk_and_auto_reads_velodyne_reduced(make_frame, tmp_path):
     for fid in ("000003", "000001"):
         root = make_frame(fid)
-    (root / "training/velodyne").rename(root / "training/velodyne_reduced")
-    ds = KittiDataset(root, splits=("train",), velodyne_dir="velodyne_reduced")
-    assert [f for f, _ in ds.frames] == ["000001", "000003"]
+    make_frame("000007", split_dir="testing", root=root)
+    assert KittiDataset(root, splits="all", velodyne_dir="auto").velodyne_dir == "velodyne"
+    for d in ("training", "testing"):
+        (root / d / "velodyne").rename(root / d / "velodyne_reduced")
+    ds = KittiDataset(root, splits=("all",), velodyne_dir="auto")
+    assert ds.velodyne_dir == "velodyne_reduced"
+    assert ds.frames == [("000001", "training"), ("000003", "training"), ("000007", "testing")]
     assert ds[0]["points"].shape == (500, 4)
 
 
@@ -271,4 +281,4 @@ def test_frame_with_bad_point_file_names_the_file(make_frame):
     root = make_frame("000001")
     (root / "training/velodyne/000001.bin").write_bytes(b"\x00" * 20)
     with pytest.raises(DataError, match="000001.bin"):
-        KittiDataset(root, splits=("train",))[0]
+        KittiDataset(root, splits=("all",))[0]

@@ -47,7 +47,7 @@ def _inverse(xyz_b, angle, scale, translation, center, flip_y, forget_center=Fal
     R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
     F = np.diag([1, -1 if flip_y else 1, 1])
     centre = np.zeros(3) if forget_center else center
-    return (xyz_b - centre - translation) @ R / scale @ F.T + centre
+    return ((xyz_b @ F.T - translation) / scale - centre) @ R + centre
 
 
 def test_view_inverse_checker_passes_the_steps_undone_in_reverse():

@@ -164,7 +164,7 @@ def test_forward_backward_on_a_real_kitti_frame():
     if not KITTI_REAL.is_dir():
         pytest.skip(f"real KITTI frames not found at {KITTI_REAL}")
     from simipu.pipeline import PretrainDataset, collate
-    data_cfg = DataConfig(root=str(KITTI_REAL), splits=("train",), num_points=1024,
+    data_cfg = DataConfig(root=str(KITTI_REAL), splits=("all",), num_points=1024,
                           img_scale_range=((384, 116), (384, 116)))
     dataset = PretrainDataset(data_cfg)
     if len(dataset) == 0:

@@ -1,4 +1,4 @@
-"""Set abstraction and the point encoder F_P (SPEC §1.2)."""
+"""Set abstraction and the point encoder F_P (3DSSD-style SA as released for SimIPU)."""
 import copy
 import dataclasses
 
@@ -91,6 +91,8 @@ def test_run_shared_mlp_equals_the_conv_modules_on_channel_first_input(conv, bn,
     x_new = x_ref.detach().clone().requires_grad_()
     for training in (True, True, False):  # two training steps move the running stats, then eval folds them
         ref_mlp.train(training), new_mlp.train(training)
+        for p in (*ref_mlp.parameters(), *new_mlp.parameters(), x_ref, x_new):
+            p.grad = None
         ref = ref_mlp(x_ref.movedim(-1, 1)).movedim(1, -1)
         new = run_shared_mlp(new_mlp, x_new)
         assert new.shape == (*shape[:-1], 32)
@@ -98,8 +100,15 @@ def test_run_shared_mlp_equals_the_conv_modules_on_channel_first_input(conv, bn,
         (ref * torch.arange(32.0)).sum().backward()
         (new * torch.arange(32.0)).sum().backward()
         torch.testing.assert_close(x_new.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
-        for (name, p), q in zip(ref_mlp.named_parameters(), new_mlp.parameters()):
-            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-3, msg=name)
+        params = list(zip(ref_mlp.named_parameters(), new_mlp.parameters()))
+        for i, ((name, p), q) in enumerate(params):
+            if training and name.endswith("bias") and isinstance(ref_mlp[int(name.split(".")[0])], conv):
+                # a bias before training-mode BN has a zero gradient (BN removes the mean): both paths
+                # give float round-off only, tiny next to the weight gradient of the same conv
+                scale = params[i - 1][0][1].grad.abs().max()
+                assert p.grad.abs().max() < 1e-4 * scale and q.grad.abs().max() < 1e-4 * scale, name
+            else:
+                torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-3, msg=name)
     for (name, b), c in zip(ref_mlp.named_buffers(), new_mlp.buffers()):
         torch.testing.assert_close(c, b, msg=name)
     assert int(new_mlp[1].num_batches_tracked) == 2

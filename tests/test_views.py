@@ -48,8 +48,13 @@ def test_matrix_form_equals_apply_and_the_formula():
         c, s = math.cos(T.angle), math.sin(T.angle)
         R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
         Fl = np.diag([1, -1 if T.flip_y else 1, 1])
-        formula = (T.scale * R @ Fl @ (xyz - T.center).T).T + T.center + T.translation
+        # the released order: rotate about c, scale about the origin, translate, flip
+        formula = (Fl @ (T.scale * (R @ (xyz - T.center).T + T.center[:, None]) + T.translation[:, None])).T
         np.testing.assert_allclose(T.apply(xyz), formula, atol=1e-9)
+        T.scale_about_center = True
+        formula = (Fl @ (T.scale * R @ (xyz - T.center).T + T.center[:, None] + T.translation[:, None])).T
+        np.testing.assert_allclose(T.apply(xyz), formula, atol=1e-9)
+        np.testing.assert_allclose(T.inverse(T.apply(xyz)), xyz, atol=1e-9)
 
 
 def test_flip_then_unflip_restores_points_and_flip_negates_y_about_the_centre():

@@ -13,6 +13,7 @@ def _reference_inverse(xyz_b, angle, scale, translation, center, flip_y):
     return ViewTransform(angle, scale, np.asarray(translation), np.asarray(center), flip_y).inverse(xyz_b)
 
 
+
 def _inverse_cases(seed: int):
     rng = np.random.default_rng(seed)
     cases = []
@@ -27,8 +28,8 @@ def _inverse_cases(seed: int):
 def check_view_inverse(student_fn, seed: int = 0) -> bool:
     """``student_fn(xyz_b (N, 3), angle, scale, translation (3,), center (3,), flip_y) -> xyz_a (N, 3)``."""
     return check(student_fn, _reference_inverse, _inverse_cases(seed), name="view_inverse", atol=1e-6,
-                 hint="Undo the steps of T(x) = s R_z(θ) F (x - c) + c + t in reverse order: subtract c + t, "
-                      "divide by s, rotate by -θ, flip y again (F is its own inverse), add c.")
+                 hint="Undo the steps of T(x) = F (s (R_z(θ) (x - c) + c) + t) in reverse order: flip y again "
+                      "(F is its own inverse), subtract t, divide by s, subtract c, rotate by -θ, add c.")
 
 
 def _reference_flip_aug(W):
