@@ -144,6 +144,8 @@ def _pretrain(cfg: Config, resume: bool, progress: bool) -> dict:
     main_proc = rank == 0
 
     dataset = PretrainDataset(cfg.data)
+    if main_proc:
+        print(dataset.describe_points(), flush=True)
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=t.seed,
                                  drop_last=True)
     steps_per_epoch = len(sampler) // t.batch_size
@@ -247,7 +249,7 @@ def _pretrain(cfg: Config, resume: bool, progress: bool) -> dict:
             step += 1
             n = batch["points_a"].shape[0] * world
             samples_seen += n
-            row = {k: float(result[k].detach()) for k in METRICS if k in result}
+            row = reduce_metrics(result, world)
             row.update(step=step, epoch=epoch, samples_per_s=n / (time.perf_counter() - t0))
             history.append(row)
             if main_proc:
@@ -281,6 +283,20 @@ def _pretrain(cfg: Config, resume: bool, progress: bool) -> dict:
     if dist.is_initialized():
         dist.barrier()
     return summary
+
+
+def reduce_metrics(result: dict, world: int) -> dict[str, float]:
+    """The step's metrics over all ranks: means, except ``inter_valid`` (points) which is summed.
+
+    One all-reduce of a small vector; with ``world == 1`` the local values.
+    """
+    keys = [k for k in METRICS if k in result]
+    values = torch.stack([result[k].detach().float().reshape(()) for k in keys])
+    if world > 1:
+        dist.all_reduce(values)  # sum over ranks
+        values = torch.where(torch.tensor([k == "inter_valid" for k in keys], device=values.device),
+                             values, values / world)
+    return dict(zip(keys, values.tolist()))
 
 
 def parameter_sha256(model: torch.nn.Module) -> str:

@@ -5,9 +5,11 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
+
 import torch
 import torchvision
 
@@ -99,7 +101,8 @@ def test_exported_backbone_loads_into_torchvision_and_computes_the_same_features
     pretrain(_cfg(tmp_path, "train.max_steps=1"), progress=False)
     ckpt = list_checkpoints(tmp_path)[-1]
     state = torch.load(export_checkpoint(ckpt, "torchvision", tmp_path / "r18.pth"), weights_only=True)
-    net = torchvision.models.resnet18()
+    # the released BN eps (1e-3) is part of the model: build the torchvision net with it (the export records it)
+    net = torchvision.models.resnet18(norm_layer=partial(torch.nn.BatchNorm2d, eps=load_config("tiny").model.image_bn_eps))
     missing, unexpected = net.load_state_dict(state, strict=False)
     assert sorted(missing) == ["fc.bias", "fc.weight"] and not unexpected
     model = SimIPU(load_config("tiny").model)
@@ -150,18 +153,61 @@ except TrainingDiverged as e:
 """
 
 
-def test_nan_on_one_ddp_rank_stops_every_rank(tmp_path):
-    """Without an all-reduced finite flag the healthy rank would block in backward until torchrun kills it."""
-    script = tmp_path / "nan_rank1.py"
-    script.write_text(NAN_ON_RANK_1)
+def _two_ranks(tmp_path, script_text: str, steps: int) -> None:
+    """Run ``script_text`` (argv: preset, tmp_path, overrides) as 2 gloo ranks of ``tiny`` on data_samples."""
+    script = tmp_path / "rank_script.py"
+    script.write_text(script_text)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            "tiny", str(tmp_path), f"data.root={SAMPLES}", f"train.out={tmp_path / 'run'}", *FAST,
-           "train.threads=1", "train.max_steps=4"]
+           "train.threads=1", f"train.max_steps={steps}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_nan_on_one_ddp_rank_stops_every_rank(tmp_path):
+    """Without an all-reduced finite flag the healthy rank would block in backward until torchrun kills it."""
+    _two_ranks(tmp_path, NAN_ON_RANK_1, steps=4)
     assert "step 2: loss is nan" in (tmp_path / "rank1.txt").read_text()
     assert "step 2: loss is finite on rank 0 but not on another rank" in (tmp_path / "rank0.txt").read_text()
+
+
+NO_PAIRS_ON_RANK_1 = """
+import json, os, sys
+from pathlib import Path
+from simipu.config import load_config
+from simipu.model import SimIPU
+from simipu.train import pretrain
+
+real_forward, rows = SimIPU.forward, []
+
+
+def forward(self, batch):  # rank 1 only: no point projects into the image, so L_inter has < 2 pairs
+    if os.environ["RANK"] == "1":
+        batch = dict(batch, image_hw=batch["image_hw"] * 0)
+    out = real_forward(self, batch)
+    rows.append({k: float(v.detach()) for k, v in out.items()})
+    return out
+
+
+SimIPU.forward = forward
+cfg = load_config(sys.argv[1], sys.argv[3:])
+pretrain(cfg, progress=False)
+(Path(sys.argv[2]) / f"rank{os.environ['RANK']}.json").write_text(json.dumps(rows))
+"""
+
+
+def test_ddp_rank_without_pairs_still_trains_and_logged_metrics_are_over_all_ranks(tmp_path):
+    """A rank with < 2 inter-modal pairs must give every head parameter a (zero) gradient, or DDP's
+    all-reduce fails; the logged step metrics are the mean over ranks (inter_valid: the sum)."""
+    _two_ranks(tmp_path, NO_PAIRS_ON_RANK_1, steps=2)
+    local = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert len(local[0]) == len(local[1]) == 2 and all(row["inter_valid"] == 0 for row in local[1])
+    assert all(row["inter_valid"] > 0 for row in local[0])
+    logged = json.loads((tmp_path / "run" / "summary.json").read_text())["first"]
+    for key in ("loss", "loss_intra", "intra_top1", "inter_top1"):
+        assert logged[key] == pytest.approx((local[0][0][key] + local[1][0][key]) / 2, rel=1e-6), key
+    assert logged["inter_valid"] == local[0][0]["inter_valid"] + local[1][0]["inter_valid"]
 
 
 def test_auto_threads_leave_a_core_to_each_data_worker():
