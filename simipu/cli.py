@@ -1,4 +1,4 @@
-"""Command line: ``simipu <command>`` or ``python -m simipu <command>`` (SPEC §3).
+"""Command line: ``simipu <command>`` or ``python -m simipu <command>`` (commands listed in the README).
 
 Each command parses its arguments and calls the same Python function a notebook would.
 """

@@ -1,4 +1,4 @@
-"""Downstream check: monocular depth probe (paper appendix C, Table 3; SPEC §1.10).
+"""Downstream check: monocular depth probe (paper appendix C, Table 3).
 
 A UNet-shaped network — a torchvision ResNet encoder and an upsampling decoder with skip connections from
 layer3, layer2, layer1 and the stem — predicts depth at half the input resolution, upsampled bilinearly to
@@ -52,7 +52,7 @@ class DepthProbeConfig:
     lr: float = 2e-4                 # AdamW, one rate for encoder and decoder
     weight_decay: float = 1e-2
     image_size: tuple[int, int] = (384, 128)  # (W, H) network input; KITTI's 1242x375 shrunk for CPUs
-    min_depth: float = 1e-3          # evaluation range of AdaBins / SPEC §1.10
+    min_depth: float = 1e-3          # evaluation range of AdaBins (Bhat et al. 2021)
     max_depth: float = 80.0
     alpha: float = 10.0              # α of the scale-invariant loss (appendix C)
     lam: float = 0.85                # λ

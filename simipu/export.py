@@ -1,4 +1,4 @@
-"""Export the pre-trained image backbone for downstream use (SPEC §3).
+"""Export the pre-trained image backbone for downstream use (formats: README, "Exports").
 
 ``torchvision``: a state dict that ``torchvision.models.resnet50()`` (or 18/34/101/152) loads with only
 ``fc.*`` missing. ``mmdet``: the same tensors under ``backbone.`` keys inside ``{"state_dict": ...}``, the

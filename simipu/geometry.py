@@ -1,4 +1,4 @@
-"""Projection of LiDAR points into the image and bilinear sampling of an image feature map (SPEC §1.6).
+"""Projection of LiDAR points into the image and bilinear sampling of an image feature map (paper Eq. 5-6).
 
 Pixel convention (used by ``data``, ``views`` and here, as in mmdetection3d): ``uv_img`` are continuous
 image coordinates, ``u`` right and ``v`` down, in which pixel column ``i`` covers ``[i, i + 1)`` (its

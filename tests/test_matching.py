@@ -13,7 +13,7 @@ def total_cost(a, b, rows, cols):
 
 
 def random_view_transform(rng):
-    """A 4×4 affine like the views of SPEC §1.1: rotation about z, scale, translation, flip."""
+    """A 4×4 affine like the views of simipu.views: rotation about z, scale, translation, flip."""
     theta = rng.uniform(-np.pi / 2, np.pi / 2)
     c, s = np.cos(theta), np.sin(theta)
     R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])

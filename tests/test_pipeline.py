@@ -1,4 +1,4 @@
-"""The pre-training sample pipeline and its batch contract (CONTRACTS.md), on the real KITTI frames."""
+"""The pre-training sample pipeline and its batch contract, on the real KITTI frames."""
 from __future__ import annotations
 
 import dataclasses
