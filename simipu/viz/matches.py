@@ -314,7 +314,7 @@ def checkpoint_similarity(ckpt, points: np.ndarray, image: np.ndarray, lidar2img
     scale = tuple(int(round((a + b) / 2)) for a, b in zip(*cfg.data.img_scale_range))
     img, img_aug = resize_image(image, scale)
     hw = img.shape[:2]
-    img, _ = pad_image(normalize_image(img), cfg.data.img_size_divisor)
+    img, _ = pad_image(normalize_image(img, cfg.data.img_norm), cfg.data.img_size_divisor)
     with torch.no_grad():
         l_a, f_a = model.point_encoder(torch.from_numpy(pts)[None])  # (1, M, 3), (1, M, C)
         feat = model.image_encoder(torch.from_numpy(img.transpose(2, 0, 1).copy())[None])  # (1, C', h, w)
