@@ -57,11 +57,15 @@ def make_case(name: str):
     if name == "ball_query":
         centers = torch.gather(xyz, 1, furthest_point_sample(xyz, 4096)[..., None].expand(-1, -1, 3))
         return (lambda: ball_query_naive(xyz, centers, 0.8, 32), lambda: ball_query(xyz, centers, 0.8, 32))
-    if name == "ffps":  # layer 2 of the kitti encoder: F-FPS over 4096 points with 128 features
+    if name == "ball_query_dilated":  # layer 1, scale 3 of the kitti encoder: the shell 0.4 <= d < 0.8
+        centers = torch.gather(xyz, 1, furthest_point_sample(xyz, 4096)[..., None].expand(-1, -1, 3))
+        return (lambda: ball_query_naive(xyz, centers, 0.8, 64, min_radius=0.4),
+                lambda: ball_query(xyz, centers, 0.8, 64, min_radius=0.4))
+    if name == "ffps":  # layer 2 of the kitti encoder ("FS"): F-FPS over 4096 points with 128 features
         x4096, feat = xyz[:, :4096].contiguous(), torch.randn(B, 4096, 128)
         cat = torch.cat([x4096, feat], dim=-1)
-        return (lambda: furthest_point_sample_naive(cat, 512),
-                lambda: feature_furthest_point_sample(x4096, feat, 512))
+        return (lambda: furthest_point_sample_naive(cat, 1024),
+                lambda: feature_furthest_point_sample(x4096, feat, 1024))
     encoder = PointEncoder(PointEncoderConfig())
     if name in ("encoder_nograd", "encoder_grad"):
         encoder.train(name == "encoder_grad")
@@ -116,7 +120,9 @@ def machine() -> str:
 CASES = [  # (name, label, target); every case has a reference path
     ("dfps", "D-FPS, B=4, 16384 -> 4096", "≥ 30×"),
     ("ball_query", "ball query, B=4, 4096 centres / 16384 points, r=0.8, k=32", "≥ 30×, O(B·S·k) memory"),
-    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 512", ""),
+    ("ball_query_dilated", "dilated ball query, B=4, 4096 centres / 16384 points, 0.4 <= d < 0.8, k=64",
+     "≥ 30×"),
+    ("ffps", "F-FPS, B=4, 4096 points x (3+128) -> 1024 (the F-FPS half of kitti's FS layer)", ""),
     ("encoder_nograd", "PointEncoder kitti forward, B=4, 16384 points, eval, no_grad "
                        "(reference: group, then conv modules)", "≤ 3 s"),
     ("encoder_grad", "PointEncoder kitti forward+backward, B=4, 16384 points, train "
