@@ -34,14 +34,18 @@ _MIN_CHANNELS_FOR_PRODUCT_FIRST = 16  # below this, the extra (B, S, K, C_1) pas
 
 def shared_mlp(channels: Sequence[int], conv: type = nn.Conv2d, bn: type = nn.BatchNorm2d,
                eps: float = 1e-5, momentum: float = 0.1) -> nn.Sequential:
-    """1×1 conv (with bias, as mmcv's ``ConvModule(bias=True)`` of the release) + BN + ReLU per layer.
+    """1×1 conv + BN + ReLU per layer, as mmcv's ``ConvModule(bias=True)`` in the release's
+    ``PointNet2SAMSG`` builds them (bias on, kaiming-normal fan-out init, bias 0).
 
     ``channels = (c_in, c_1, ..., c_L)``; ``eps`` and ``momentum`` go to every BatchNorm.
     """
     layers = []
     for c_in, c_out in zip(channels[:-1], channels[1:]):
-        layers += [conv(c_in, c_out, kernel_size=1, bias=True), bn(c_out, eps=eps, momentum=momentum),
-                   nn.ReLU(inplace=True)]
+        layer = conv(c_in, c_out, kernel_size=1, bias=True)
+        # mmcv's ConvModule initialises itself: kaiming normal (fan_out, ReLU gain), bias 0; BN weight 1, bias 0
+        nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+        layers += [layer, bn(c_out, eps=eps, momentum=momentum), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers)
 
 

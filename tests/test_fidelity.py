@@ -71,6 +71,17 @@ def test_kitti_encoder_is_the_released_point_branch():
         assert (sa.aggregation[1].eps, sa.aggregation[1].momentum) == (1e-5, 0.1)  # BN1d default, as released
 
 
+def test_point_convs_start_as_mmcv_conv_modules_do():
+    """kaiming normal, fan_out, ReLU gain (std = sqrt(2 / C_out) for a 1×1 conv), bias 0."""
+    torch.manual_seed(0)
+    enc = PointEncoder(load_config("kitti").model.point)
+    conv = enc.sa_layers[2].mlps[2][6]  # 256 -> 512, 1×1: 131072 weights
+    assert conv.out_channels == 512 and not conv.bias.any()
+    assert conv.weight.std().item() == pytest.approx((2 / 512) ** 0.5, rel=0.02)
+    agg = enc.sa_layers[2].aggregation[0]
+    assert agg.weight.std().item() == pytest.approx((2 / 1024) ** 0.5, rel=0.02)
+
+
 def test_kitti_image_encoder_uses_the_released_batchnorm():
     model = SimIPU(load_config("kitti", ["model.image_backbone=resnet18"]).model)
     bns = [m for m in model.image_encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
