@@ -83,3 +83,12 @@ def test_bench_ops_table_gets_the_training_rows_from_bench_train_in_a_child_proc
     assert len(rows) == 5 and any("Hungarian" in s for s in labels) and any("pipeline" in s for s in labels)
     assert any("training step" in s for s in labels) and any("matching inside" in s for s in labels)
     assert all(ours > 0 for _, _, ours, _ in rows) and peak_mb > 100
+
+
+def test_release_pad_shape_script_reports_the_share_and_the_error(tmp_path):
+    import subprocess
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "release_pad_shape.py"),
+                          "--batches", "200"], capture_output=True, text=True, check=True).stdout
+    share = float(out.split("grid convention): ")[1].split("%")[0])
+    assert 10 < share < 50  # most samples of a batch are smaller than its largest image
+    assert "median" in out
