@@ -25,7 +25,7 @@ from _machine import cpu_model
 from simipu import pointnet
 from simipu.config import PointEncoderConfig
 from simipu.ops import (ball_query, ball_query_naive, feature_furthest_point_sample,
-                        furthest_point_sample, furthest_point_sample_naive, group_points)
+                        furthest_point_sample, furthest_point_sample_naive)
 from simipu.pointnet import PointEncoder
 
 B, N = 4, 16384
@@ -36,16 +36,6 @@ def kitti_like_cloud(b=B, n=N, seed=0):
     g = torch.Generator().manual_seed(seed)
     xyz = torch.rand(b, n, 3, generator=g) * torch.tensor([70.4, 80.0, 4.0]) + torch.tensor([0.0, -40, -3])
     return torch.cat([xyz, torch.rand(b, n, 1, generator=g)], dim=-1)
-
-
-def reference_scale_features(sa, mlp, xyz, new_xyz, features, ball):
-    """Reference for ``SetAbstractionMSG._scale_features``: group ``[Δxyz, features]`` first, permute to
-    (B, C, S, K), run the conv/BN/ReLU modules and max-pool over the ball (the textbook PointNet++ layer)."""
-    local = group_points(xyz, ball) - new_xyz.unsqueeze(2)
-    if features is not None:
-        grouped = group_points(features, ball)
-        local = torch.cat([local, grouped], dim=-1) if sa.use_xyz else grouped
-    return mlp(local.permute(0, 3, 1, 2).contiguous()).amax(dim=3).transpose(1, 2)  # (B, S, C): max over the ball
 
 
 def make_case(name: str):
@@ -79,7 +69,8 @@ def make_case(name: str):
             (features ** 2).mean().backward()
 
         def reference():  # group first, then the shared MLPs as 1×1 conv modules on (B, C, S, K) copies
-            with mock.patch.object(pointnet.SetAbstractionMSG, "_scale_features", reference_scale_features):
+            with mock.patch.object(pointnet.SetAbstractionMSG, "_scale_features",
+                                   pointnet.SetAbstractionMSG._scale_features_textbook):
                 return run()
         return reference, run
     raise ValueError(f"unknown case {name!r}")

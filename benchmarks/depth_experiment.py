@@ -1,5 +1,9 @@
 """The paper's Table 3 (depth probe: scratch vs SimIPU) and Table 5 (ablations), small and reproducible.
 
+The first round (3 seeds, fine-tuned probe only, not resumable). ``benchmarks/experiment.py`` is its successor:
+frozen and fine-tuned probes, 8 paired seeds with intervals and Holm's correction, a dose-response sweep,
+pre-training signals, every run cached and resumable. This script still reuses ``encoder_report`` and ``machine``.
+
 Run:  python benchmarks/depth_experiment.py [--quick] [--out results] [--work runs/depth_experiment]
 
 From nothing, on a CPU:
@@ -85,7 +89,7 @@ QUICK = Plan(train_frames=4, val_frames=2, pretrain_steps=2, probe_steps=2, seed
 def _synth_chunk(root: str, seed: int, first_id: int, frames: int, synth: dict) -> None:
     from simipu.synth import generate
     generate(root, frames=frames, seed=seed, split_val_every=0, progress=False, fov_only=True,
-             first_id=first_id, **synth)
+             first_id=first_id, existing="add", **synth)  # chunks share the root
 
 
 def make_data(pool: ProcessPoolExecutor, root: Path, plan: Plan, chunks: int = 2) -> None:
@@ -145,8 +149,8 @@ def run_pretraining(name: str, data: Path, work: Path, plan: Plan, threads: int)
 
 def run_probe(init_name: str, init: str, seed: int, data: Path, work: Path, plan: Plan) -> dict:
     out, t0 = work / "probes" / init_name / f"seed{seed}", time.perf_counter()
-    metrics = run_depth_probe(data, init=init, out=out, steps=plan.probe_steps, seed=seed, device="cpu",
-                              progress=False, **plan.probe)
+    metrics = run_depth_probe(data, init=init, out=out, arch="resnet18", steps=plan.probe_steps, seed=seed,
+                              device="cpu", progress=False, **plan.probe)
     record = json.loads((out / "run.json").read_text())
     return dict(init=init_name, seed=seed, metrics=metrics, losses=[round(x, 5) for x in record["losses"]],
                 seconds_per_step=record["seconds_per_step"], wall_seconds=time.perf_counter() - t0)

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Sourced by the other scripts: makes sure .venv exists and holds simipu with its dependencies.
-# Creates or refreshes it when missing or when pyproject.toml changed. Needs only Python 3.11.
+# Sourced by the other scripts: makes sure .venv exists and holds simipu with all its extras ([dev] pulls
+# in [synth] and [notebooks]) at the tested versions of constraints.txt. Creates or refreshes it when
+# missing or when pyproject.toml, constraints.txt or this script changed. Needs only Python 3.11.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${SIMIPU_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.simipu-installed"
-WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
+WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" "$ROOT/scripts/env.sh" | sha256sum | cut -d' ' -f1)"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "[simipu] creating virtual environment $VENV with $($PY --version 2>&1)"
@@ -29,7 +30,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   # open3d's wheel links libusb-1.0.so.0, which minimal systems lack: the dependency libusb-package
   # ships that library and simipu preloads it (simipu/_open3d.py), so no system package is needed.
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+  "$VENV/bin/python" -m pip install -q -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
   "$VENV/bin/python" -m ipykernel install --prefix "$VENV" --name python3 >/dev/null
   echo "$WANT" > "$STAMP"
 fi

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ctypes
 import importlib
+import os
 import sys
 from types import ModuleType
+
+from .extras import missing_extra
 
 _LIBUSB = "libusb-1.0"
 
@@ -20,10 +23,8 @@ def _preload_libusb() -> str:
     """Load the libusb shipped by ``libusb-package`` globally; return its path."""
     try:
         import libusb_package
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "open3d needs libusb-1.0.so.0, which this system lacks; install it with "
-            "`pip install libusb-package` (or `apt-get install libusb-1.0-0`)") from err
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise missing_extra("libusb_package", "Open3D on this system (it lacks libusb-1.0.so.0)") from None
     path = libusb_package.get_library_path()
     if path is None:  # pragma: no cover - wheel without the bundled library
         raise ImportError("libusb-package has no bundled libusb library on this platform; "
@@ -35,12 +36,20 @@ def _preload_libusb() -> str:
 def import_open3d() -> ModuleType:
     """Return the ``open3d`` module, preloading libusb from ``libusb-package`` if needed.
 
-    Raises ImportError with an actionable message when Open3D cannot be imported.
+    Raises :class:`simipu.extras.MissingExtraError` naming the ``synth`` extra when Open3D is not
+    installed, ImportError with an actionable message when it cannot be imported.
     """
-    if "open3d" in sys.modules:
+    if sys.modules.get("open3d") is not None:
         return sys.modules["open3d"]
+    # In a Jupyter kernel Open3D would start its WebRTC visualiser and print banners into the cell; simipu
+    # never uses it (figures are matplotlib/plotly, .ply files are written to disk).
+    os.environ.setdefault("OPEN3D_DISABLE_WEB_VISUALIZER", "true")
     try:
         return importlib.import_module("open3d")
+    except ModuleNotFoundError as err:
+        if err.name != "open3d":
+            raise
+        raise missing_extra("open3d", "the synthetic scene generator (simipu synth)") from None
     except ImportError as err:
         if _LIBUSB not in str(err):
             raise

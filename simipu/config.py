@@ -23,10 +23,15 @@ import yaml
 
 from .errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # shipped in the wheel; ./configs links here
 PRESETS = ("tiny", "kitti", "waymo")
 IMG_NORMS = ("caffe_bgr", "imagenet_rgb")  # see simipu.pipeline.normalize_image
+IMAGE_BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")  # torchvision.models names
 _EXP_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# Bounds on what a config may be, checked before anything is expanded (a preset is ~2 KB, ~300 values):
+MAX_CONFIG_BYTES = 1 << 20        # size of a YAML file
+MAX_CONFIG_VALUES = 100_000       # values of a tree, each repeat of a YAML alias or shared reference counted
+MAX_CONFIG_DEPTH = 16             # nesting of mappings and lists
 
 
 @dataclass
@@ -38,6 +43,7 @@ class DataConfig:
     velodyne_dir: str = "auto"                   # auto: velodyne_reduced/ when present, else velodyne/
     camera: int = 2                              # image_2 / P2 on KITTI; Waymo-in-KITTI-format front = 0
     point_dims: int = 4                          # floats per point in .bin (Waymo converted: 6)
+    max_points: int = 5_000_000                  # larger .bin files are refused unread (memory)
     num_points: int = 16384                      # IndoorPointSample(num_points=16384)
     point_range: tuple[float, ...] = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)  # x0 y0 z0 x1 y1 z1
     fov_only: bool = True                        # camera-view cloud: velodyne_reduced, else crop to the FOV
@@ -119,9 +125,13 @@ class TrainConfig:
     out: str = "runs/simipu"
     device: str = "auto"                         # auto | cpu | cuda | cuda:1 ...
     precision: str = "auto"                      # auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+    dist_backend: str = "auto"                   # torchrun: auto (NCCL on CUDA, gloo on CPU) | nccl | gloo
+                                                 # (gloo lets several processes share one GPU)
     ckpt_every: int = 0                          # steps between checkpoints; 0 = once per epoch
     keep_last: int = 3
     log_every: int = 10
+    image_every: int = 50                        # steps between TensorBoard figures of a held-out frame; 0 = off
+    logger: str = "tensorboard"                  # or "wandb": TensorBoard and Weights & Biases (extra simipu[wandb])
     threads: int = 0                             # torch CPU threads; 0 = auto (train.auto_threads)
 
 
@@ -146,19 +156,13 @@ def _plain(x):
     return x
 
 
-def _tuplify(x):
-    if isinstance(x, (list, tuple)):
-        return tuple(_tuplify(v) for v in x)
-    return x
-
-
 # annotation -> (accepted Python types, how to say it); bool is never taken for a number
 _SCALARS = {bool: ((bool,), "true or false"), int: ((int,), "an integer"),
             float: ((int, float), "a number"), str: ((str,), "a string")}
 
 
 def _coerce(key: str, value, typ):
-    """Check ``value`` against the annotation ``typ`` (scalars strictly, tuples by nesting)."""
+    """Check ``value`` against the annotation ``typ``: scalars strictly, tuples element by element."""
     origin = typing.get_origin(typ)
     if dataclasses.is_dataclass(typ):
         if not isinstance(value, dict):
@@ -167,7 +171,16 @@ def _coerce(key: str, value, typ):
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' must be a list, got {value!r}")
-        return _tuplify(value)
+        args = typing.get_args(typ)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif args and len(args) != len(value):
+            raise ConfigError(f"config key '{key}' must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, t) for i, (v, t) in enumerate(zip(value, args)))
+    if typ is Any:  # nested lists of numbers (num_points, sa_channels)
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(f"{key}[{i}]", v, Any) for i, v in enumerate(value))
+        return _coerce(key, value, int)
     if typ in _SCALARS:
         accepted, words = _SCALARS[typ]
         if not isinstance(value, accepted) or (isinstance(value, bool) and typ is not bool):
@@ -180,7 +193,7 @@ def _build(cls, values: dict, prefix: str = ""):
     """Instantiate dataclass ``cls`` from a (partial) nested dict, defaults elsewhere."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(set(values) - names, key=str)
     if unknown:
         raise ConfigError(f"unknown config key '{prefix}{unknown[0]}' (known in this section: "
                           f"{', '.join(sorted(names))})")
@@ -198,6 +211,23 @@ def _set_nested(tree: dict, dotted: str, value) -> None:
     node[parts[-1]] = value
 
 
+def check_tree_size(tree, where: str) -> None:
+    """Refuse a config tree that is too large once shared parts are expanded (YAML aliases, references in a
+    pickled checkpoint: a few hundred bytes can stand for gigabytes) or too deep. Counts without expanding:
+    at most ``MAX_CONFIG_VALUES`` steps, whatever the tree."""
+    budget, stack = MAX_CONFIG_VALUES, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{where}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, (list, tuple)) else ()
+        budget -= 1 + len(children)
+        if budget < 0:
+            raise ConfigError(f"{where}: more than {MAX_CONFIG_VALUES} values once YAML aliases or shared "
+                              f"references are expanded (a config holds a few hundred)")
+        stack.extend((child, depth + 1) for child in children)
+
+
 def parse_overrides(overrides) -> dict:
     """``["train.max_steps=20", "model.matching=greedy"]`` -> nested dict (values parsed as YAML)."""
     tree: dict = {}
@@ -205,12 +235,15 @@ def parse_overrides(overrides) -> dict:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like section.key=value")
         key, raw = item.split("=", 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"override '{key}': value longer than {MAX_CONFIG_BYTES} characters")
         try:
             value = yaml.safe_load(raw) if raw != "" else ""
             if isinstance(value, str) and _EXP_NUMBER.fullmatch(value):
                 value = float(value)  # YAML 1.1 reads "1e-3" as text; users mean a number
-        except yaml.YAMLError as e:
-            raise ConfigError(f"override '{item}': cannot parse value ({e})") from None
+        except (yaml.YAMLError, RecursionError) as e:
+            raise ConfigError(f"override '{item[:80]}': cannot parse value ({e})") from None
+        check_tree_size(value, f"override '{key}'")
         _set_nested(tree, key.strip(), value)
     return tree
 
@@ -239,12 +272,15 @@ def preset_path(name: str) -> Path:
 def load_config(name: str = "tiny", overrides=None, **kwargs) -> Config:
     """Load a preset or YAML path, apply ``key=value`` overrides and keyword overrides, validate."""
     path = preset_path(name)
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a config file may hold at most {MAX_CONFIG_BYTES}")
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except (yaml.YAMLError, RecursionError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(tree, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    check_tree_size(tree, str(path))
     tree.setdefault("name", path.stem)
     tree = _merge(tree, parse_overrides(overrides))
     tree = _merge(tree, parse_overrides(f"{k.replace('__', '.')}={_yaml_repr(v)}" for k, v in kwargs.items()))
@@ -259,6 +295,9 @@ def _yaml_repr(v) -> str:
 
 def config_from_dict(tree: dict) -> Config:
     """Rebuild a :class:`Config` from ``Config.to_dict()`` output (e.g. stored in a checkpoint)."""
+    if not isinstance(tree, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(tree).__name__}")
+    check_tree_size(tree, "config")
     cfg = _build(Config, tree)
     validate(cfg)
     return cfg
@@ -270,9 +309,79 @@ def layer_centres(num_points, fps_mods) -> int:
     return sum(n * (2 if mode == "FS" else 1) for n, mode in zip(counts, fps_mods))
 
 
+# Every number of a config is finite and >= 0 unless its key is below; rules by key, then by name ending.
+_SIGNED = ("data.point_range", "data.rot_range", "data.center", "model.point.fps_sample_range_lists")
+_AT_LEAST_ONE = ("data.num_points", "data.max_points", "data.img_scale_range", "data.img_size_divisor", "model.point.num_points",
+                 "model.point.num_samples", "model.point.sa_channels", "model.point.aggregation_channels",
+                 "model.proj_dim", "model.point_proj_hidden", "model.image_proj_hidden", "train.epochs",
+                 "train.batch_size", "train.keep_last", "train.log_every")
+_RULES = {  # key or name ending -> (test, what it must be)
+    "model.point.radii": (lambda v: v > 0, "> 0"),
+    "model.temperature": (lambda v: v > 0, "> 0"),
+    "data.scale_range": (lambda v: v > 0, "> 0"),
+    "data.point_dims": (lambda v: v >= 4, ">= 4 (x, y, z, reflectance, then any extra floats)"),
+    "optim.lr_decay": (lambda v: 0 < v <= 1, "in (0, 1] (the learning rate is multiplied by it every epoch)"),
+    "_lr": (lambda v: 0 <= v <= 1e3, "in [0, 1000] (the paper's rates are 0.03 and 0.001; a rate near "
+                                      "float32's limit overflows inside the optimiser)"),
+    "_eps": (lambda v: v > 0, "> 0"),
+    "bn_momentum": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+    "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "betas": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "prob": (lambda v: 0 <= v <= 1, "a probability in [0, 1]"),
+}
+
+
+def _numbers(node, field_key: str = "", full: str = ""):
+    """``(field key, full key, value)`` of every number in a config tree, e.g.
+    ``("model.point.radii", "model.point.radii[0][1]", 0.8)``; bools are not numbers."""
+    if dataclasses.is_dataclass(node):
+        for f in dataclasses.fields(node):
+            dot = "." if field_key else ""
+            yield from _numbers(getattr(node, f.name), field_key + dot + f.name, full + dot + f.name)
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _numbers(item, field_key, f"{full}[{i}]")
+    elif isinstance(node, (int, float)) and not isinstance(node, bool):
+        yield field_key, full, node
+
+
+def check_numbers(cfg, prefix: str = "") -> None:
+    """Every number of the dataclass tree ``cfg`` is finite and in its range (``_RULES``; default >= 0),
+    or :class:`ConfigError` names its key. New fields are covered by the default and their name."""
+    for field_key, full, v in _numbers(cfg, prefix.rstrip("."), prefix.rstrip(".")):
+        if not math.isfinite(v):
+            raise ConfigError(f"config key '{full}' must be a finite number, got {v}")
+        name = field_key.rsplit(".", 1)[-1]
+        rule = _RULES.get(field_key) or next((r for end, r in _RULES.items() if name.endswith(end)), None)
+        if rule is None and field_key in _AT_LEAST_ONE:
+            rule = (lambda x: x >= 1, ">= 1")
+        if rule is None and field_key not in _SIGNED:
+            rule = (lambda x: x >= 0, ">= 0")
+        if rule is not None and not rule[0](v):
+            raise ConfigError(f"config key '{full}' must be {rule[1]}, got {v}")
+
+
+def check_device(spec: str, key: str = "train.device") -> None:
+    """``auto`` or a device torch can parse (``cpu``, ``cuda``, ``cuda:1``, ``mps``...); not whether it exists."""
+    if spec == "auto":
+        return
+    import torch
+    try:
+        torch.device(spec)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"config key '{key}' must be auto, cpu, cuda or cuda:N, got '{spec}'") from None
+
+
 def validate(cfg: Config) -> None:
     """Impossible values fail here, before any data is read."""
     d, p, m, t = cfg.data, cfg.model.point, cfg.model, cfg.train
+    check_numbers(cfg)
+    check_device(t.device)
+    if p.in_channels != 4:
+        raise ConfigError(f"config key 'model.point.in_channels' must be 4 (the pipeline feeds x, y, z and "
+                          f"reflectance), got {p.in_channels}")
+    if d.rot_range[0] > d.rot_range[1]:
+        raise ConfigError(f"data.rot_range must be (lo, hi) with lo <= hi, got {d.rot_range}")
     if d.num_points <= 0:
         raise ConfigError(f"data.num_points must be positive, got {d.num_points}")
     if len(d.point_range) != 6 or any(d.point_range[i] >= d.point_range[i + 3] for i in range(3)):
@@ -321,7 +430,7 @@ def validate(cfg: Config) -> None:
             if mod not in ("D-FPS", "F-FPS", "FS"):
                 raise ConfigError(f"model.point.fps_mods[{i}]: unknown sampling mode '{mod}' "
                                   f"(D-FPS, F-FPS or FS)")
-    if m.image_backbone not in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
+    if m.image_backbone not in IMAGE_BACKBONES:
         raise ConfigError(f"model.image_backbone must be a torchvision ResNet name, got '{m.image_backbone}'")
     if m.matching not in ("hungarian", "greedy"):
         raise ConfigError(f"model.matching must be 'hungarian' or 'greedy', got '{m.matching}'")
@@ -332,5 +441,11 @@ def validate(cfg: Config) -> None:
     if t.batch_size <= 0 or t.epochs <= 0 or t.max_steps < 0 or t.keep_last < 1:
         raise ConfigError("train.batch_size and train.epochs must be positive, train.max_steps >= 0, "
                           "train.keep_last >= 1")
+    if t.logger not in ("tensorboard", "wandb"):
+        raise ConfigError(f"train.logger must be tensorboard or wandb, got '{t.logger}'")
+    if t.image_every < 0:
+        raise ConfigError(f"train.image_every must be >= 0 (0 = no figures), got {t.image_every}")
     if t.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got '{t.precision}'")
+    if t.dist_backend not in ("auto", "nccl", "gloo"):
+        raise ConfigError(f"train.dist_backend must be auto, nccl or gloo, got '{t.dist_backend}'")

@@ -74,7 +74,7 @@ def read_calib(path, camera: int = 2) -> Calib:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is not a key
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(path, f"cannot read calibration file ({e})") from None
     rows: dict[str, np.ndarray] = {}
@@ -131,7 +131,7 @@ def write_calib(path, calib) -> None:
     Path(path).write_text("\n".join(lines) + "\n\n")
 
 
-def load_points(path, point_dims: int = 4, mmap: bool = False) -> np.ndarray:
+def load_points(path, point_dims: int = 4, mmap: bool = False, max_points: int | None = None) -> np.ndarray:
     """Read a velodyne ``.bin`` (float32 × ``point_dims`` per point) → ``(N, 4)`` float32 xyz + reflectance.
 
     The file is opened with ``np.memmap`` and checked in chunks, so memory stays at one copy of the
@@ -139,7 +139,10 @@ def load_points(path, point_dims: int = 4, mmap: bool = False) -> np.ndarray:
     view instead (no copy; only ``point_dims == 4`` and clean files), good for sampling huge clouds.
     Points with NaN/inf coordinates are **dropped with a warning** (a few bad returns should not
     kill a long run); a file that is empty, not a multiple of ``4·point_dims`` bytes or only bad
-    points raises :class:`DataError`.
+    points raises :class:`DataError`. So does a file of more than ``max_points`` points (default
+    :data:`MAX_POINTS`; the ``data.max_points`` setting), refused from its size before anything is read,
+    and a file whose rows clearly hold another number of floats than ``point_dims`` although its size
+    divides (see :func:`_stride_mismatch`).
     """
     path = Path(path)
     if not path.is_file():
@@ -150,7 +153,15 @@ def load_points(path, point_dims: int = 4, mmap: bool = False) -> np.ndarray:
     if size % row:
         raise DataError(path, f"size {size} bytes is not a multiple of {row} bytes "
                               f"({point_dims} float32 per point): truncated or not a velodyne .bin")
+    cap = MAX_POINTS if max_points is None else max_points
+    if size // row > cap:
+        raise DataError(path, f"{size // row} points ({size / 2**20:.0f} MiB) is more than the cap of {cap} "
+                              f"(data.max_points; KITTI frames hold about 120 000); refused unread")
     raw = np.memmap(path, dtype=np.float32, mode="r", shape=(size // row, point_dims))
+    other = _stride_mismatch(path, size, point_dims)
+    if other:
+        raise DataError(path, f"the rows look like {other} float32 per point, not {point_dims} (data.point_dims): "
+                              f"read as {other}, consecutive points are far closer together, as in a LiDAR sweep")
     chunk = 1 << 20
     bad = [np.flatnonzero(~np.isfinite(raw[i:i + chunk, :4]).all(1)) + i for i in range(0, len(raw), chunk)]
     bad = np.concatenate(bad)
@@ -164,15 +175,76 @@ def load_points(path, point_dims: int = 4, mmap: bool = False) -> np.ndarray:
     return np.array(raw[:, :4], dtype=np.float32)
 
 
+MAX_POINTS = 5_000_000  # 80 MB as float32 xyzr; a KITTI sweep is ~120 k points, a Waymo top LiDAR ~180 k.
+
+
+def _stride_mismatch(path: Path, size: int, point_dims: int, rows: int = 4096) -> int | None:
+    """Another row width (3–8 floats) that fits this file much better than ``point_dims``, or ``None``.
+
+    A file read with the wrong width passes the size check whenever its size happens to divide (a 4-float
+    file of 5·k points read as 5 floats). Its "x, y, z" then cycle through other fields, so consecutive
+    points jump by tens of metres, whereas a LiDAR sweep is stored in scan order and consecutive points
+    are centimetres to a metre apart. The median step between the first ``rows`` consecutive points is
+    compared for each width that divides the size; another width wins only when its median step is under
+    a fifth of ``point_dims``'s and it is not a multiple or divisor of it (those keep whole points
+    together and look just as ordered). A shuffled cloud looks disordered under every width and passes.
+    """
+    def median_step(width: int) -> float:
+        n = min(rows, size // (4 * width))
+        if n < 16:
+            return float("inf")
+        xyz = np.fromfile(path, dtype=np.float32, count=n * width).reshape(n, width)[:, :3].astype(np.float64)
+        step = np.linalg.norm(np.diff(xyz, axis=0), axis=1)
+        step = step[np.isfinite(step)]
+        return float(np.median(step)) if len(step) else float("inf")
+
+    ours = median_step(point_dims)
+    if not np.isfinite(ours):  # too few points to judge
+        return None
+    for width in range(3, 9):
+        if width == point_dims or width % point_dims == 0 or point_dims % width == 0 or size % (4 * width):
+            continue
+        if median_step(width) * 5 < ours:
+            return width
+    return None
+
+
+MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000; KITTI's 1242 x 375 is 0.47 M. Larger images are refused unread.
+_SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
+
+
 def load_image(path) -> np.ndarray:
-    """Read an image file → ``(H, W, 3)`` uint8 RGB (grey, palette and RGBA images are converted)."""
+    """Read an image file → ``(H, W, 3)`` uint8 RGB.
+
+    8-bit grey, palette, RGBA, CMYK... are converted to RGB; 16-bit PNGs are scaled to 8 bits
+    (``round(v / 257)``; PIL itself keeps the high byte of 16-bit RGB). Floating-point and 32-bit integer
+    images, and images larger than ``MAX_IMAGE_PIXELS`` (checked from the header, before decoding: a
+    decompression bomb is refused unread) raise :class:`DataError`.
+    """
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own, lower limit follows
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataError(path, f"image is {w}x{h} = {w * h / 1e6:.0f} M pixels, more than "
+                                      f"simipu.data.MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS / 1e6:.0f} M; not decoded")
             im.load()
+            if im.mode in _SIXTEEN_BIT or (im.mode == "I" and im.format == "PNG"):  # 16-bit PNG
+                grey = (np.asarray(im).astype(np.uint32) + 128) // 257
+                return np.repeat(grey.astype(np.uint8)[..., None], 3, axis=2)
+            if im.mode in ("F", "I"):
+                raise DataError(path, f"{'floating-point' if im.mode == 'F' else '32-bit integer'} {im.format} "
+                                      f"image (PIL mode {im.mode}); expected an 8-bit or 16-bit camera image")
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except DataError:
+        raise
     except FileNotFoundError:
         raise DataError(path, "image file does not exist") from None
+    except Image.DecompressionBombError as e:
+        raise DataError(path, f"image refused unread: {e}") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise DataError(path, f"cannot read image ({e})") from None
 
@@ -244,8 +316,9 @@ class KittiDataset:
     """
 
     def __init__(self, root, splits=("train", "test"), velodyne_dir: str = "velodyne", camera: int = 2,
-                 point_dims: int = 4):
+                 point_dims: int = 4, max_points: int | None = None):
         self.root = Path(root)
+        self.max_points = max_points
         if isinstance(splits, str):
             splits = (splits,)
         unknown = [s for s in splits if s not in SPLIT_DIRS and s != ALL_FRAMES]
@@ -286,7 +359,7 @@ class KittiDataset:
             raise DataError(list_file, f"split file for '{split}' does not exist "
                                        f"(found: {sorted(p.name for p in sets.glob('*.txt'))})")
         ids = []
-        for lineno, line in enumerate(list_file.read_text().splitlines(), 1):
+        for lineno, line in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), 1):
             fid = line.strip()
             if not fid:
                 continue
@@ -316,5 +389,5 @@ class KittiDataset:
         calib = read_calib(paths["calib"], camera=self.camera)
         image = load_image(paths["image"])
         check_image_matches_calib(image.shape[:2], calib, paths["image"])
-        points = load_points(paths["points"], self.point_dims)
+        points = load_points(paths["points"], self.point_dims, max_points=self.max_points)
         return dict(frame_id=frame_id, split_dir=split_dir, points=points, image=image, calib=calib)

@@ -6,7 +6,7 @@ the full size. Depth is ``max_depth · sigmoid(logit)`` (positive, at most 80 m 
 the scale-invariant loss (Eq. 9 as used by AdaBins) and evaluated with the seven metrics of Table 3.
 The claim to check: a SimIPU pre-trained encoder beats the same encoder trained from scratch::
 
-    run_depth_probe("data_samples", init="scratch", steps=200)
+    run_depth_probe("data_samples", init="scratch", arch="resnet18", steps=200)
     run_depth_probe("data_samples", init="runs/simipu/checkpoints/step_00000100.pt", steps=200)
 
 ``init`` is ``"scratch"``, a SimIPU training checkpoint (its ``image_encoder.`` tensors), or a torchvision
@@ -25,6 +25,7 @@ import json
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,8 @@ import torch.nn.functional as F
 import torchvision
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError, load_checkpoint, model_state_from
-from .config import _build, parse_overrides
+from .checkpoint import CheckpointError, check_finite, load_checkpoint, model_state_from, stored_arch
+from .config import IMG_NORMS, _build, parse_overrides
 from .depth_data import DepthDataset
 from .errors import ConfigError
 from .export import image_backbone_state
@@ -46,7 +47,7 @@ METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3"
 
 @dataclass
 class DepthProbeConfig:
-    arch: str = "auto"               # resnet18/34/50/101/152; auto = the init file's arch, else resnet18
+    arch: str = "auto"               # resnet18/34/50/101/152; auto = the init file's arch (scratch: give it)
     steps: int = 200                 # optimiser steps of fine-tuning
     batch_size: int = 4
     lr: float = 2e-4                 # AdamW, one rate for encoder and decoder
@@ -58,6 +59,8 @@ class DepthProbeConfig:
     lam: float = 0.85                # λ
     flip_prob: float = 0.5           # horizontal flip of image and depth while training
     decoder_width: int = 256         # channels after the first up block; halved at each later one
+    img_norm: str = "imagenet_rgb"   # imagenet_rgb | caffe_bgr: use the one the encoder was trained with
+    encoder_bn_eps: float = 1e-5     # BatchNorm eps of the encoder (SimIPU's image_bn_eps is 1e-3)
     seed: int = 0
     device: str = "auto"             # auto | cpu | cuda | cuda:1 ...
     train_split: str = "train"
@@ -77,6 +80,8 @@ def make_config(overrides=None, **kw) -> DepthProbeConfig:
         raise ConfigError("steps must be >= 0, batch_size >= 1 and lr > 0")
     if not 0 < cfg.min_depth < cfg.max_depth:
         raise ConfigError(f"need 0 < min_depth < max_depth, got {cfg.min_depth}, {cfg.max_depth}")
+    if cfg.img_norm not in IMG_NORMS:
+        raise ConfigError(f"img_norm must be one of {IMG_NORMS}, got '{cfg.img_norm}'")
     if len(cfg.image_size) != 2 or min(cfg.image_size) < 32:
         raise ConfigError(f"image_size must be (W, H), each at least 32, got {cfg.image_size}")
     return cfg
@@ -99,13 +104,16 @@ class UpBlock(nn.Module):
 class DepthNet(nn.Module):
     """ResNet encoder (torchvision names under ``encoder.``, no ``fc``) + skip-connected upsampling decoder.
 
-    ``forward(image (B, 3, H, W)) -> depth (B, 1, H, W)`` metres in ``(0, max_depth)``.
+    ``forward(image (B, 3, H, W)) -> depth (B, 1, H, W)`` metres in ``(0, max_depth)``; it is
+    ``decode(features(image), (H, W))``, the two halves the frozen-encoder probe runs apart.
     """
 
-    def __init__(self, arch: str = "resnet18", max_depth: float = 80.0, decoder_width: int = 256):
+    def __init__(self, arch: str = "resnet18", max_depth: float = 80.0, decoder_width: int = 256,
+                 bn_eps: float = 1e-5):
         super().__init__()
         self.max_depth = max_depth
-        self.encoder = getattr(torchvision.models, arch)(weights=None)
+        self.encoder = getattr(torchvision.models, arch)(weights=None,
+                                                         norm_layer=partial(nn.BatchNorm2d, eps=bn_eps))
         self.encoder.fc = nn.Identity()
         e = self.encoder.layer1[0].expansion                    # 1 for resnet18/34, 4 for resnet50+
         c = (64, 64 * e, 128 * e, 256 * e, 512 * e)             # channels of stem, layer1..layer4
@@ -115,19 +123,38 @@ class DepthNet(nn.Module):
         self.up1, self.up0 = UpBlock(w // 4, c[1], w // 8), UpBlock(w // 8, c[0], w // 16)
         self.head = nn.Conv2d(w // 16, 1, 3, padding=1)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        B, _, H, W = image.shape
+    def stem(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, 64, H/2, W/2), the first skip."""
         e = self.encoder
-        x0 = e.relu(e.bn1(e.conv1(image)))          # (B, 64, H/2, W/2) stem
-        x1 = e.layer1(e.maxpool(x0))                # (B, C1, H/4, W/4)
-        x2 = e.layer2(x1)                           # (B, C2, H/8, W/8)
-        x3 = e.layer3(x2)                           # (B, C3, H/16, W/16)
-        x4 = e.layer4(x3)                           # (B, C4, H/32, W/32)
+        return e.relu(e.bn1(e.conv1(image)))
+
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 3, H, W) -> [stem (B, 64, H/2, W/2), layer1 (B, C1, H/4, W/4), …, layer4 (B, C4, H/32, W/32)]."""
+        return [x0 := self.stem(image), *self.layers(x0)]
+
+    def layers(self, x0: torch.Tensor) -> list[torch.Tensor]:
+        """Stem output -> [layer1 (B, C1, H/4, W/4), layer2 (H/8), layer3 (H/16), layer4 (B, C4, H/32, W/32)]."""
+        e = self.encoder
+        x1 = e.layer1(e.maxpool(x0))
+        x2 = e.layer2(x1)
+        x3 = e.layer3(x2)
+        return [x1, x2, x3, e.layer4(x3)]
+
+    def decode(self, feats: list[torch.Tensor], size) -> torch.Tensor:
+        """Encoder features ``[x0, x1, x2, x3, x4]`` (as :meth:`features`) -> depth (B, 1, *size) metres."""
+        x0, x1, x2, x3, x4 = feats
         y = self.up3(self.bottleneck(x4), x3)       # (B, w/2, H/16, W/16)
         y = self.up1(self.up2(y, x2), x1)           # (B, w/8, H/4, W/4)
         y = self.up0(y, x0)                         # (B, w/16, H/2, W/2)
         depth_half = self.max_depth * torch.sigmoid(self.head(y))  # (B, 1, H/2, W/2), half resolution
-        return F.interpolate(depth_half, size=(H, W), mode="bilinear", align_corners=False)  # (B, 1, H, W)
+        return F.interpolate(depth_half, size=tuple(size), mode="bilinear", align_corners=False)
+
+    def decoder_parameters(self) -> list[nn.Parameter]:
+        """Every parameter outside ``encoder`` (what the frozen probe trains)."""
+        return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.features(image), image.shape[-2:])  # (B, 1, H, W)
 
 
 def valid_mask(gt, min_depth: float = 1e-3, max_depth: float = 80.0):
@@ -145,8 +172,14 @@ def silog_loss(pred: torch.Tensor, gt: torch.Tensor, alpha: float = 10.0, lam: f
     if not valid.any():
         return pred.sum() * 0.0
     # Eq. 9 (appendix C, as in AdaBins): g_i = log d̂_i − log d_i, L = α·sqrt(mean(g²) − λ·mean(g)²)
+    # Written as mean((g − ḡ)²) + (1 − λ)·ḡ², the same number without the float32 cancellation of
+    # mean(g²) − λ·ḡ² when g is nearly constant (a prediction off by one global scale).
     g = torch.log(pred[valid].clamp(min=min_depth)) - torch.log(gt[valid])
-    return alpha * torch.sqrt((g.pow(2).mean() - lam * g.mean().pow(2)).clamp(min=0))
+    mean = g.mean()
+    v = (g - mean).pow(2).mean() + (1.0 - lam) * mean.pow(2)
+    # sqrt's slope is infinite at 0 (0 · inf = NaN in backward): a perfect prediction gets loss 0 and gradient 0
+    positive = v > 0
+    return alpha * torch.where(positive, torch.sqrt(torch.where(positive, v, torch.ones_like(v))), torch.zeros_like(v))
 
 
 def depth_metrics(pred, gt, min_depth: float = 1e-3, max_depth: float = 80.0) -> dict:
@@ -167,22 +200,29 @@ def depth_metrics(pred, gt, min_depth: float = 1e-3, max_depth: float = 80.0) ->
                 **{f"delta{k}": float(np.mean(ratio < 1.25 ** k)) for k in (1, 2, 3)})
 
 
-@torch.no_grad()
-def evaluate(model: DepthNet, dataset: DepthDataset, cfg: DepthProbeConfig, device="cpu") -> dict:
-    """Per-image metrics averaged over the images that have valid ground truth (Eigen / AdaBins convention)."""
-    was_training = model.training
-    model.eval()
-    rows = []
-    for batch in torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers):
-        pred = model(batch["image"].to(device)).cpu()
-        for p, g in zip(pred, batch["depth"]):
-            if valid_mask(g, cfg.min_depth, cfg.max_depth).any():
-                rows.append(depth_metrics(p, g, cfg.min_depth, cfg.max_depth))
-    model.train(was_training)
+def average_metrics(pairs, cfg: DepthProbeConfig) -> dict:
+    """Per-image metrics averaged over the images that have valid ground truth (Eigen / AdaBins convention).
+
+    ``pairs`` yields ``(pred, gt)`` of one image each, same shapes (e.g. (1, H, W)), metres.
+    """
+    rows = [depth_metrics(p, g, cfg.min_depth, cfg.max_depth) for p, g in pairs
+            if valid_mask(g, cfg.min_depth, cfg.max_depth).any()]
     if not rows:
         raise ValueError(f"no image of the '{cfg.val_split}' split has ground truth in "
                          f"({cfg.min_depth}, {cfg.max_depth}) m")
     return {k: float(np.mean([r[k] for r in rows])) for k in METRICS}
+
+
+@torch.no_grad()
+def evaluate(model: DepthNet, dataset: DepthDataset, cfg: DepthProbeConfig, device="cpu") -> dict:
+    """:func:`average_metrics` of ``model`` (in eval mode) over ``dataset``."""
+    was_training = model.training
+    model.eval()
+    pairs = [(p, g) for batch in torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size,
+                                                              num_workers=cfg.num_workers)
+             for p, g in zip(model(batch["image"].to(device)).cpu(), batch["depth"])]
+    model.train(was_training)
+    return average_metrics(pairs, cfg)
 
 
 def _reference_shapes(arch: str) -> dict:
@@ -196,11 +236,14 @@ def read_init(init: str | Path) -> tuple[dict, str | None, str]:
     obj = load_checkpoint(init)
     model = obj.get("model")
     if isinstance(model, dict) and any(k.startswith("image_encoder.") for k in model):
-        arch = obj.get("config", {}).get("model", {}).get("image_backbone", "resnet50")
+        arch = stored_arch(obj, init)
         return image_backbone_state(model_state_from(obj, init), arch, init), arch, "simipu"
     state = obj.get("state_dict", obj)                       # mmdet-style export: {"state_dict": {backbone.*}}
-    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{init}: 'state_dict' must be a mapping of tensors, found {type(state).__name__}")
+    state = {str(k).removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()
              if isinstance(v, torch.Tensor)}
+    check_finite(state, init)
     names = {k for k in state if not k.startswith("fc.")}
     for arch in ARCHS:                                       # exact key set: resnet34 contains resnet18's names
         ref = _reference_shapes(arch)
@@ -238,6 +281,30 @@ def _forever(loader):
         yield from loader
 
 
+def build_probe_model(init, cfg: DepthProbeConfig) -> tuple[DepthNet, DepthProbeConfig, dict]:
+    """Seed with ``cfg.seed``, build :class:`DepthNet`, load ``init``'s encoder; returns (model, cfg with the
+    resolved arch, init report).
+
+    The decoder's initial weights depend on ``cfg.seed`` and the arch only — the same for every ``init``
+    (paired seeds). ``np.random`` is seeded too.
+    """
+    state, file_arch, kind = (None, None, "scratch") if str(init) == "scratch" else read_init(init)
+    if state is None and cfg.arch == "auto":  # a silent default would compare a ResNet-18 with a ResNet-50
+        raise ConfigError("init=scratch needs arch= set to the architecture of the encoders it is compared with: "
+                          "arch=resnet18 for the tiny preset, arch=resnet50 for kitti and waymo")
+    arch = cfg.arch if cfg.arch != "auto" else (file_arch or "resnet18")  # a file without one fails to load below
+    if file_arch and arch != file_arch:
+        raise ConfigError(f"{init} holds a {file_arch} encoder but arch={arch}; use arch={file_arch} or auto")
+    cfg = dataclasses.replace(cfg, arch=arch)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model = DepthNet(arch, cfg.max_depth, cfg.decoder_width, cfg.encoder_bn_eps)
+    report = dict(init=str(init), kind=kind, arch=arch)
+    if state is not None:
+        report.update(load_encoder(model, state, str(init)))
+    return model, cfg, report
+
+
 def run_depth_probe(data_root, init: str = "scratch", out="runs/depth_probe", overrides=None, **kw) -> dict:
     """Fine-tune :class:`DepthNet` on ``train_split``, evaluate on ``val_split``; write ``OUT/metrics.json``.
 
@@ -247,21 +314,11 @@ def run_depth_probe(data_root, init: str = "scratch", out="runs/depth_probe", ov
     metrics of the untrained network.
     """
     cfg = make_config(overrides, **kw)
-    state, file_arch, kind = (None, None, "scratch") if str(init) == "scratch" else read_init(init)
-    arch = cfg.arch if cfg.arch != "auto" else (file_arch or "resnet18")
-    if file_arch and arch != file_arch:
-        raise ConfigError(f"{init} holds a {file_arch} encoder but arch={arch}; use arch={file_arch} or auto")
-    cfg = dataclasses.replace(cfg, arch=arch)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    model, cfg, report = build_probe_model(init, cfg)
     device = _device(cfg.device)
-    data = dict(image_size=cfg.image_size, velodyne_dir=cfg.velodyne_dir)
+    data = dict(image_size=cfg.image_size, velodyne_dir=cfg.velodyne_dir, img_norm=cfg.img_norm)
     train_set = DepthDataset(data_root, cfg.train_split, flip_prob=cfg.flip_prob, **data)
     val_set = DepthDataset(data_root, cfg.val_split, **data)
-    model = DepthNet(arch, cfg.max_depth, cfg.decoder_width)
-    report = dict(init=str(init), kind=kind, arch=arch)
-    if state is not None:
-        report.update(load_encoder(model, state, str(init)))
     model.to(device).train()
     sources = list(train_set.source.values())
     record = dict(config=dataclasses.asdict(cfg), init=report, losses=[],
@@ -273,7 +330,7 @@ def run_depth_probe(data_root, init: str = "scratch", out="runs/depth_probe", ov
                                          drop_last=len(train_set) >= cfg.batch_size, num_workers=cfg.num_workers,
                                          generator=torch.Generator().manual_seed(cfg.seed))
     batches, start = _forever(loader), time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"depth probe ({kind}, {arch})", disable=not cfg.progress)
+    bar = tqdm(range(cfg.steps), desc=f"depth probe ({report['kind']}, {cfg.arch})", disable=not cfg.progress)
     for step in bar:
         batch = next(batches)
         pred = model(batch["image"].to(device))                                   # (B, 1, H, W)

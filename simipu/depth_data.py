@@ -10,7 +10,8 @@ Ground truth, per frame of ``ROOT/ImageSets/{split}.txt`` (frames live under ``R
   nearest-neighbour resize drop most of them.
 
 Images are resized to ``image_size = (W, H)`` (bilinear, aspect ratio not kept — KITTI images are all about
-1242×375), scaled to [0, 1] and normalised with the ImageNet mean and std, as the ResNet encoders expect.
+1242×375) and normalised as the encoder was trained: ``imagenet_rgb`` (torchvision weights, the default) or
+``caffe_bgr`` (SimIPU's ``data.img_norm``), see :func:`simipu.pipeline.normalize_image`.
 """
 from __future__ import annotations
 
@@ -23,8 +24,6 @@ from PIL import Image
 
 from .errors import DataError
 
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 _FRAME_ID = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
@@ -76,10 +75,12 @@ def sparse_depth_map(xyz_lidar: np.ndarray, lidar2img: np.ndarray, image_hw, out
     return out.reshape(Ho, Wo).astype(np.float32)
 
 
-def normalise_image(image: np.ndarray, size) -> np.ndarray:
-    """(H, W, 3) uint8 RGB → (3, H', W') float32, resized to ``size = (W', H')``, ImageNet-normalised."""
-    resized = np.asarray(Image.fromarray(image).resize(tuple(size), Image.BILINEAR), np.float32) / 255.0
-    return ((resized - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1).copy()
+def normalise_image(image: np.ndarray, size, img_norm: str = "imagenet_rgb") -> np.ndarray:
+    """(H, W, 3) uint8 RGB → (3, H', W') float32, resized to ``size = (W', H')``, normalised by
+    :func:`simipu.pipeline.normalize_image` (``imagenet_rgb`` for torchvision weights, ``caffe_bgr`` for SimIPU's)."""
+    from .pipeline import normalize_image
+    resized = np.asarray(Image.fromarray(image).resize(tuple(size), Image.BILINEAR))
+    return normalize_image(resized, img_norm).transpose(2, 0, 1).copy()
 
 
 def read_split(root, split: str) -> list[str]:
@@ -106,12 +107,13 @@ class DepthDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root, split: str = "train", image_size=(384, 128), flip_prob: float = 0.0,
-                 velodyne_dir: str = "velodyne"):
+                 velodyne_dir: str = "velodyne", img_norm: str = "imagenet_rgb"):
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(self.root, "data root does not exist")
         self.ids = read_split(self.root, split)
         self.image_size, self.flip_prob, self.velodyne_dir = tuple(image_size), flip_prob, velodyne_dir
+        self.img_norm = img_norm
         d = self.root / "training"
         missing = [i for i in self.ids if not (d / "image_2" / f"{i}.png").is_file()]
         if missing:
@@ -149,7 +151,7 @@ class DepthDataset(torch.utils.data.Dataset):
         from .data import load_image
         frame_id = self.ids[index]
         rgb = load_image(self.root / "training" / "image_2" / f"{frame_id}.png")
-        image = normalise_image(rgb, self.image_size)                    # (3, H, W)
+        image = normalise_image(rgb, self.image_size, self.img_norm)     # (3, H, W)
         depth = self.depth(frame_id, rgb.shape[:2])[None]                 # (1, H, W)
         if self.flip_prob > 0 and torch.rand(()).item() < self.flip_prob:   # torch RNG: seeded per worker
             image, depth = image[:, :, ::-1].copy(), depth[:, :, ::-1].copy()

@@ -86,7 +86,8 @@ class PretrainDataset(torch.utils.data.Dataset):
     def __init__(self, cfg, split_override=None):
         self.cfg = cfg
         self.frames = KittiDataset(cfg.root, split_override or cfg.splits, velodyne_dir=cfg.velodyne_dir,
-                                   camera=cfg.camera, point_dims=cfg.point_dims)
+                                   camera=cfg.camera, point_dims=cfg.point_dims,
+                                   max_points=cfg.max_points)
         # velodyne_reduced/ holds the camera-view cloud already; otherwise fov_only crops on the fly
         self.crop_fov = cfg.fov_only and self.frames.velodyne_dir != REDUCED_DIR
         self.epoch = 0

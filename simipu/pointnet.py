@@ -17,6 +17,10 @@ Points stay channel-last (B, N, C) everywhere. The shared MLPs are stored as 1×
 (rows, C) views: a 1×1 convolution over a (B, C, S, K) grid is exactly ``x @ W.T`` on the (B·S·K, C) rows,
 and on the CPU that is 1.5-2× faster than permuting to (B, C, S, K) for ``conv2d`` (see
 ``benchmarks/bench_ops.py``). In eval mode BatchNorm is folded into the product.
+
+The textbook form of a layer — group, lay the groups out as a (B, C, S, K) grid, run the 1×1 ``Conv2d``
+modules, max over K — is kept beside the fast one: ``SetAbstractionMSG.forward(..., textbook=True)`` (its
+``_scale_features_textbook``) returns the same numbers, and notebook 03 teaches the layer from it.
 """
 from __future__ import annotations
 
@@ -142,11 +146,14 @@ class SetAbstractionMSG(nn.Module):
         self.aggregation = shared_mlp((c_cat, aggregation_channels), nn.Conv1d, nn.BatchNorm1d)
         self.out_channels = aggregation_channels
 
-    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None):
+    def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None, textbook: bool = False):
         """
         Args:
             xyz: (B, N, 3) point locations.
             features: (B, N, C_in) point features, or None when ``in_channels == 0``.
+            textbook: run the layer as the PointNet++ paper draws it (:meth:`_scale_features_textbook`, and
+                the aggregation as a plain ``Conv1d`` module on (B, C, S)): the same numbers, slower. The
+                fast path is checked against it (``tests/test_pointnet.py``, notebook 03).
         Returns:
             new_xyz (B, S, 3) the centres (points of ``xyz``), new_features (B, S, C_out),
             indices (B, S) int64 of the centres in ``xyz``; S counts an "FS" range twice.
@@ -162,9 +169,31 @@ class SetAbstractionMSG(nn.Module):
         pooled = []
         for radius, min_radius, k, mlp in zip(self.radii, self.min_radii, self.num_samples, self.mlps):
             ball = ball_query(xyz, new_xyz, radius, k, min_radius=min_radius)  # (B, S, K)
-            pooled.append(self._scale_features(mlp, xyz, new_xyz, features, ball))  # (B, S, C_j)
-        new_features = run_shared_mlp(self.aggregation, torch.cat(pooled, dim=-1))  # (B, S, C_out)
+            scale = self._scale_features_textbook if textbook else self._scale_features
+            pooled.append(scale(mlp, xyz, new_xyz, features, ball))  # (B, S, C_j)
+        if textbook:  # the 1×1 Conv1d + BN1d + ReLU module on (B, C, S)
+            new_features = self.aggregation(torch.cat(pooled, dim=-1).transpose(1, 2)).transpose(1, 2)
+        else:
+            new_features = run_shared_mlp(self.aggregation, torch.cat(pooled, dim=-1))  # (B, S, C_out)
         return new_xyz, new_features, idx
+
+    def _scale_features_textbook(self, mlp: nn.Sequential, xyz: torch.Tensor, new_xyz: torch.Tensor,
+                                 features: torch.Tensor | None, ball: torch.Tensor) -> torch.Tensor:
+        """One scale as the PointNet++ paper draws it: (B, S, C_j).
+
+        ``f'_i = max_{j in ball(i)} h_θ([x_j − x_i, f_j])``: gather every ball member's input, lay the
+        groups out as a (B, C, S, K) image, run the shared MLP h_θ as the 1×1 ``Conv2d`` + BN + ReLU modules
+        it is stored as, and take the max over the K members. Same result as :meth:`_scale_features`,
+        which reorders the work for speed.
+        """
+        rel = group_points(xyz, ball) - new_xyz.unsqueeze(2)  # (B, S, K, 3): x_j − x_i
+        if features is None:
+            h_in = rel
+        else:
+            f_j = group_points(features, ball)  # (B, S, K, C_in)
+            h_in = torch.cat([rel, f_j], dim=-1) if self.use_xyz else f_j
+        h = mlp(h_in.permute(0, 3, 1, 2).contiguous())  # (B, C_j, S, K): h_θ on every member of every ball
+        return h.amax(dim=3).transpose(1, 2)  # max-pool over the ball → (B, S, C_j)
 
     def _scale_features(self, mlp: nn.Sequential, xyz: torch.Tensor, new_xyz: torch.Tensor,
                         features: torch.Tensor | None, ball: torch.Tensor) -> torch.Tensor:

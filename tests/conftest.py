@@ -1,7 +1,11 @@
 """Shared fixtures: the real KITTI frames beside the repo, and small KITTI-format roots under tmp_path."""
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
+import signal
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -66,3 +70,77 @@ def make_frame(tmp_path):
         return root
 
     return make
+
+
+DISK_MB = 8  # a small disk: holds a run's config and logs, not a checkpoint (tiny: ~100 MB) nor an export
+
+
+def mount_tmpfs(where: Path, options: str) -> bool:
+    """Mount a tmpfs at ``where`` (needs root); False when this process may not."""
+    where.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
+
+
+class SmallDisk:
+    """A folder where writes beyond ``DISK_MB`` MB fail: a real tmpfs of that size, or (``kind ==
+    "file_size_limit"``) any folder with a file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored so that the write
+    fails with EFBIG), set in a child by ``preexec`` or in this process inside ``applied()``."""
+
+    def __init__(self, path: Path, kind: str):
+        self.path, self.kind = path, kind
+
+    def preexec(self) -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (DISK_MB << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    @property
+    def child_preexec(self):
+        return self.preexec if self.kind == "file_size_limit" else None
+
+    def applied(self):
+        """Context: the limit in this process (nothing to do for a tmpfs); restored afterwards."""
+        @contextlib.contextmanager
+        def limit():
+            if self.kind != "file_size_limit":
+                yield
+                return
+            old_limit, old_handler = resource.getrlimit(resource.RLIMIT_FSIZE), signal.getsignal(signal.SIGXFSZ)
+            self.preexec()
+            try:
+                yield
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+                signal.signal(signal.SIGXFSZ, old_handler)
+        return limit()
+
+
+@pytest.fixture(params=["tmpfs", "file_size_limit"])
+def small_disk(request, tmp_path) -> SmallDisk:
+    """A full-disk fault, each way in turn: a real 8 MB tmpfs (skipped when this process may not mount
+    one), and a file-size limit of 8 MB on an ordinary folder."""
+    where = tmp_path / "small_disk"
+    if request.param == "tmpfs":
+        if not mount_tmpfs(where, f"size={DISK_MB}m"):
+            pytest.skip("cannot mount a tmpfs here (not root?); the file-size-limit variant runs instead")
+        yield SmallDisk(where, "tmpfs")
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        return
+    where.mkdir()
+    yield SmallDisk(where, "file_size_limit")
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder nothing may be written to: a read-only tmpfs mount when possible (root ignores permission
+    bits), else, for a user who is not root, a folder without write permission."""
+    where = tmp_path / "read_only"
+    if mount_tmpfs(where, "ro,size=1m"):
+        yield where
+        subprocess.run(["umount", "-l", str(where)], check=False)
+    elif os.geteuid() != 0:
+        where.chmod(0o555)
+        yield where
+        where.chmod(0o755)
+    else:
+        pytest.skip("root without permission to mount: no read-only file system to test on")

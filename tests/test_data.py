@@ -133,7 +133,7 @@ def test_ten_million_point_file_loads_and_samples_within_memory(tmp_path):
         f.seek(16 * (n - 2))
         f.write(np.array([[1, 2, 3, 0.5], [4, 5, 6, 0.25]], dtype=np.float32).tobytes())
     tracemalloc.start()
-    pts = load_points(path, mmap=True)
+    pts = load_points(path, mmap=True, max_points=n)  # above the default cap: allowed explicitly
     sample = sample_points(pts, 16384, np.random.default_rng(0))
     peak_mmap = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
@@ -141,7 +141,7 @@ def test_ten_million_point_file_loads_and_samples_within_memory(tmp_path):
     np.testing.assert_array_equal(pts[-1], [4, 5, 6, 0.25])
     assert peak_mmap < 40e6, f"memory-mapped load + sample peaked at {peak_mmap / 1e6:.0f} MB"
     tracemalloc.start()
-    pts = load_points(path)
+    pts = load_points(path, max_points=n)
     peak_copy = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert pts.shape == (n, 4) and peak_copy < 16 * n + 40e6   # one copy of the file, plus chunks

@@ -88,6 +88,17 @@ def test_metrics_match_a_hand_computation():
     assert clipped["abs_rel"] == pytest.approx(1.0)
 
 
+def test_silog_loss_of_a_perfect_prediction_is_zero_with_a_finite_gradient():
+    gt = torch.tensor([[2.0, 5.0], [30.0, 0.0]])           # one invalid pixel (0 m)
+    pred = gt.clone().requires_grad_(True)
+    loss = silog_loss(pred, gt)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(pred.grad).all() and not pred.grad.any()
+    near = (gt * 1.01).requires_grad_(True)  # just off: a positive loss and a finite, non-zero gradient
+    silog_loss(near, gt).backward()
+    assert torch.isfinite(near.grad).all() and near.grad[0].abs().sum() > 0
+
+
 def test_perfect_prediction_has_perfect_metrics():
     gt = torch.rand(1, 8, 8) * 70 + 1
     m = depth_metrics(gt, gt)
@@ -197,7 +208,8 @@ def test_missing_split_file_is_a_data_error(tmp_path):
 def test_three_step_fine_tune_returns_seven_finite_metrics(tmp_path):
     root = make_depth_root(tmp_path / "root")
     out = tmp_path / "probe"
-    metrics = run_depth_probe(root, out=out, overrides=["steps=3", "batch_size=2", "decoder_width=64", "image_size=[192,64]"],
+    metrics = run_depth_probe(root, out=out, overrides=["steps=3", "batch_size=2", "decoder_width=64", "image_size=[192,64]",
+                                                        "arch=resnet18"],
                               progress=False, eval_before=True)
     assert set(metrics) == set(METRICS)
     assert all(math.isfinite(v) for v in metrics.values())
@@ -205,3 +217,14 @@ def test_three_step_fine_tune_returns_seven_finite_metrics(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert len(run["losses"]) == 3 and run["init"]["kind"] == "scratch" and run["train_gt"]["dense"] == 3
     assert set(run["metrics_before"]) == set(METRICS)
+
+
+def test_scratch_without_an_arch_is_refused_so_scratch_and_pretrained_use_the_same_encoder(tmp_path, capsys):
+    from simipu.cli import main
+    root = make_depth_root(tmp_path / "root")
+    with pytest.raises(ConfigError, match="init=scratch needs arch="):
+        run_depth_probe(root, out=tmp_path / "p", steps=1, progress=False)
+    assert main(["depth-probe", "--data-root", str(root), "--init", "scratch", "--out", str(tmp_path / "q"),
+                 "steps=1"]) == 2
+    err = capsys.readouterr().err
+    assert "arch=resnet18 for the tiny preset, arch=resnet50 for kitti" in err and len(err.strip().splitlines()) == 1

@@ -1,17 +1,23 @@
-"""The checkers of notebooks 07-08 pass the reference solutions and fail plausible wrong answers."""
+"""The checkers of notebooks 07-08 pass the reference solutions and name the mistakes of wrong ones."""
+import math
+
 import numpy as np
-import torch
 
-from simipu.exercises.nb07 import check_count_params, check_lr_at_step
-from simipu.exercises.nb08 import check_delta1, check_silog_loss
+from exercise_helpers import fails
+from simipu.exercises.nb07 import check_count_params, check_kept_checkpoints
+from simipu.exercises.nb08 import check_delta1, check_scale_for_loss
 
 
-def test_lr_checker_wants_the_decay_after_each_complete_epoch():
-    assert check_lr_at_step(lambda lr0, gamma, step, spe: lr0 * gamma ** ((step - 1) // spe))
-    # off by one at the epoch boundary: decays already on an epoch's last step
-    assert not check_lr_at_step(lambda lr0, gamma, step, spe: lr0 * gamma ** (step // spe))
-    # decays every step instead of every epoch
-    assert not check_lr_at_step(lambda lr0, gamma, step, spe: lr0 * gamma ** (step - 1))
+def _kept(max_steps, spe, every, keep):
+    saved = [s for s in range(1, max_steps + 1) if (s % every == 0 if every else s % spe == 0) or s == max_steps]
+    return saved[-keep:]
+
+
+def test_kept_checkpoints_checker_wants_the_period_the_last_step_and_the_pruning():
+    assert check_kept_checkpoints(_kept)
+    fails(check_kept_checkpoints, lambda m, spe, e, k: _kept(m, spe, e, k + 1), "expected the steps")
+    fails(check_kept_checkpoints, lambda m, spe, e, k: [s for s in _kept(m, spe, e, k) if s % (e or spe) == 0]
+          or [0], "expected the steps")
 
 
 def _count(model, trainable_only=True):
@@ -23,30 +29,23 @@ def _count(model, trainable_only=True):
 
 def test_count_params_checker_wants_trainable_parameters_per_optimiser():
     assert check_count_params(_count)
-    assert not check_count_params(lambda m: _count(m, trainable_only=False))  # counts the frozen key head
-    assert not check_count_params(lambda m: {k: len(v) for k, v in m.param_groups().items()})  # tensors, not elements
+    fails(check_count_params, lambda m: _count(m, trainable_only=False), "frozen")
+    fails(check_count_params, lambda m: {k: len(v) for k, v in m.param_groups().items()}, "numel")
 
 
-def _silog(pred, gt, alpha=10.0, lam=0.85, sign=-1.0, masked=True):
-    valid = (gt > 1e-3) & (gt < 80) if masked else gt > 0
-    g = torch.log(pred[valid]) - torch.log(gt[valid])
-    return alpha * torch.sqrt(g.pow(2).mean() + sign * lam * g.mean().pow(2))
-
-
-def test_silog_checker_wants_the_minus_sign_and_the_evaluation_range():
-    assert check_silog_loss(_silog)
-    assert not check_silog_loss(lambda p, d, alpha=10.0, lam=0.85: _silog(p, d, alpha, lam, sign=+1.0))
-    assert not check_silog_loss(lambda p, d, alpha=10.0, lam=0.85: _silog(p, d, alpha, lam, masked=False))
+def test_scale_for_loss_checker_accepts_c_and_one_over_c():
+    assert check_scale_for_loss(lambda L, a, lam: math.exp(L / (a * math.sqrt(1 - lam))))
+    assert check_scale_for_loss(lambda L, a, lam: math.exp(-L / (a * math.sqrt(1 - lam))))
+    fails(check_scale_for_loss, lambda L, a, lam: math.exp(L / (a * (1 - lam))), "square root of (1 − λ)")
 
 
 def _delta1(pred, gt, two_sided=True):
-    valid = (gt > 1e-3) & (gt < 80)
-    p, d = pred[valid], gt[valid]
-    ratio = np.maximum(p / d, d / p) if two_sided else p / d
-    return float(np.mean(ratio < 1.25))
+    ok = (gt > 1e-3) & (gt < 80)
+    p, d = pred[ok], gt[ok]
+    r = np.maximum(p / d, d / p) if two_sided else p / d
+    return float(np.mean(r < 1.25))
 
 
 def test_delta1_checker_wants_the_two_sided_ratio_over_valid_pixels():
     assert check_delta1(_delta1)
-    assert not check_delta1(lambda p, d: _delta1(p, d, two_sided=False))
-    assert not check_delta1(lambda p, d: float(np.mean(np.maximum(p / np.maximum(d, 1e-3), d / p) < 1.25)))
+    fails(check_delta1, lambda p, d: _delta1(p, d, two_sided=False), "BOTH directions")

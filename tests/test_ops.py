@@ -53,11 +53,16 @@ def test_ffps_is_fps_on_concatenated_xyz_and_features():
     assert torch.equal(feature_furthest_point_sample(xyz, None, 64), furthest_point_sample(xyz, 64))
 
 
-def test_ffps_with_many_channels_matches_the_plain_loop():
+def test_ffps_with_many_channels_matches_the_batch_vectorised_path():
+    """67 coordinates on the CPU take the plain per-cloud loop; check it against the other, independently
+    written implementation (the batch-vectorised torch loop that GPUs without Triton run)."""
+    from simipu.ops.sampling import _fps_torch, fps_backend
     xyz, feat = random_cloud(2, 600, 7), torch.randn(2, 600, 64)
     cat = torch.cat([xyz, feat], -1)
-    assert torch.equal(feature_furthest_point_sample(xyz, feat, 100),
-                       furthest_point_sample_naive(cat, 100))
+    assert fps_backend(cat) == "loop"
+    got = feature_furthest_point_sample(xyz, feat, 100)
+    assert torch.equal(got, _fps_torch(cat, 100, 0))
+    assert len(torch.unique(got[0])) == 100
 
 
 def test_fs_mode_returns_npoint_ffps_then_npoint_dfps_indices():

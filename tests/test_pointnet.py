@@ -64,6 +64,25 @@ def test_sa_layer_without_features_groups_relative_xyz():
     assert new_xyz.shape == (2, 32, 3) and feat.shape == (2, 32, 24) and idx.shape == (2, 32)
 
 
+@pytest.mark.parametrize("use_xyz", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_textbook_layer_gives_the_fast_layers_numbers_in_both_modes(use_xyz, training):
+    """Every SA layer of a small encoder, fed what the previous layer gives, run both ways on the same
+    module: the textbook path (group, (B, C, S, K) conv modules, max) and the fast one agree."""
+    torch.manual_seed(0)
+    encoder = PointEncoder(small_config(use_xyz=use_xyz)).train(training)
+    points = lidar_cloud(2, 512) * torch.tensor([0.3, 0.3, 0.3, 1.0])  # dense enough for balls of many members
+    x, f = points[..., :3].contiguous(), points[..., 3:].contiguous()
+    for sa in encoder.sa_layers:
+        book_x, book_f, book_idx = sa(x, f, textbook=True)
+        x, f, idx = sa(x, f)
+        assert torch.equal(book_idx, idx) and torch.equal(book_x, x)
+        # float32 sums in another order: compare the whole output relative to its size, and loosely per value
+        assert (book_f - f).norm() <= 1e-4 * f.norm(), ((book_f - f).norm() / f.norm()).item()
+        torch.testing.assert_close(book_f, f, rtol=1e-3, atol=1e-4)
+        assert f.abs().sum() > 0
+
+
 def test_mismatched_config_lists_raise():
     with pytest.raises(ValueError):
         PointEncoder(small_config(radii=((0.5, 1.0), (1.0, 2.0))))

@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 from simipu.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from simipu.config import load_config
+from simipu.config import ConfigError, load_config
 from simipu.export import export_checkpoint
 from simipu.model import SimIPU
 from simipu.train import TrainingDiverged, auto_threads, launch, parameter_sha256, pretrain
@@ -216,3 +216,11 @@ def test_auto_threads_leave_a_core_to_each_data_worker():
     assert auto_threads(0, cores=64) == default  # never more than torch's own default
     assert auto_threads(4, cores=2) == 1  # at least one
     assert auto_threads(2, cores=default + 2) == default
+
+
+def test_process_group_backend_is_nccl_on_cuda_gloo_on_cpu_unless_asked():
+    from simipu.train import dist_backend
+    assert dist_backend(torch.device("cuda", 0)) == "nccl" and dist_backend(torch.device("cpu")) == "gloo"
+    assert dist_backend(torch.device("cuda", 0), "gloo") == "gloo"   # two processes sharing one GPU
+    with pytest.raises(ConfigError, match="train.dist_backend must be auto, nccl or gloo"):
+        load_config("tiny", ["train.dist_backend=mpi"])

@@ -1,7 +1,5 @@
-"""Exercises of notebook 07 (pre-training from a cell): the decayed learning rate, parameters per optimiser."""
+"""Exercises of notebook 07 (pre-training from a cell): which checkpoints a run leaves, parameters per optimiser."""
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -10,30 +8,45 @@ from ..config import load_config
 from ..model import SimIPU
 
 
-def lr_at_step_reference(lr0: float, gamma: float, step: int, steps_per_epoch: int) -> float:
-    """The rate an optimiser uses at 1-based ``step``, found by running ``ExponentialLR`` as ``simipu.train`` does:
-    one optimiser step, then one scheduler step whenever ``step % steps_per_epoch == 0``."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=lr0)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=gamma)
-    for s in range(1, step):           # the steps before this one; an epoch ends after step s
-        opt.step()                     # (no gradient: nothing moves, but the order is the trainer's)
-        if s % steps_per_epoch == 0:
-            sched.step()
-    return opt.param_groups[0]["lr"]
+def kept_checkpoints_reference(max_steps: int, steps_per_epoch: int, ckpt_every: int, keep_last: int) -> list[int]:
+    """The steps whose checkpoint files remain after a fresh run, by the rule of ``simipu.train``: a checkpoint
+    every ``ckpt_every`` steps (0: at the end of every epoch) and at the last step; the newest ``keep_last`` kept."""
+    saved = [s for s in range(1, max_steps + 1)
+             if (s % ckpt_every == 0 if ckpt_every else s % steps_per_epoch == 0) or s == max_steps]
+    return saved[-keep_last:]
 
 
-def check_lr_at_step(student_fn, seed: int = 0) -> bool:
-    """``student_fn(lr0, gamma, step, steps_per_epoch) -> float``: the learning rate used at 1-based ``step``."""
-    g = torch.Generator().manual_seed(seed)
-    cases = [(0.03, 0.99, 1, 6), (0.03, 0.99, 6, 6), (0.03, 0.99, 7, 6), (1e-3, 0.99, 300, 6),
-             (1e-3, 0.9, 61, 10), (0.03, 0.99, 3000, 3000)]
-    for _ in range(4):
-        spe = int(torch.randint(1, 20, (), generator=g))
-        cases.append((float(torch.empty(()).uniform_(1e-4, 0.1, generator=g)), 0.95, spe * int(torch.randint(1, 9, (), generator=g)), spe))
-    return check(student_fn, lr_at_step_reference, cases, name="lr_at_step",
-                 compare=lambda got, want, *args: math.isclose(float(got), want, rel_tol=1e-9),
-                 hint="The first epoch (steps 1..steps_per_epoch) runs at lr0; the scheduler multiplies by gamma "
-                      "only after an epoch's last step. How many epochs are complete *before* this step?")
+def _kept_variant(every_epoch_too=False, forget_last=False):
+    def kept(max_steps, steps_per_epoch, ckpt_every, keep_last):
+        saved = [s for s in range(1, max_steps + 1)
+                 if (ckpt_every and s % ckpt_every == 0) or (every_epoch_too or not ckpt_every)
+                 and s % steps_per_epoch == 0 or (s == max_steps and not forget_last)]
+        return saved[-keep_last:]
+    return kept
+
+
+def _compare_steps(got, want, *args):
+    try:
+        got = [int(s) for s in got]
+    except (TypeError, ValueError):
+        return f"expected a list of step numbers, got {type(got).__name__}"
+    if got != want:
+        return f"expected the steps {want}, got {got}"
+    return None
+
+
+def check_kept_checkpoints(student_fn):
+    """``student_fn(max_steps, steps_per_epoch, ckpt_every, keep_last) -> sorted list of steps`` whose files remain."""
+    cases = [(100, 6, 0, 3), (100, 6, 25, 3), (90, 6, 25, 2), (7, 6, 0, 3), (300, 6, 50, 3), (5, 6, 0, 2),
+             (12, 4, 5, 10)]
+    return check(student_fn, kept_checkpoints_reference, cases, name="kept_checkpoints", compare=_compare_steps,
+                 mistakes=[("with ckpt_every > 0 the trainer does NOT also save at every epoch's end: that is "
+                            "what keeps a long toy run from writing a checkpoint every few steps.",
+                            _kept_variant(every_epoch_too=True)),
+                           ("the last step is always saved, whether or not it falls on the period: a run must "
+                            "be resumable where it stopped.", _kept_variant(forget_last=True))],
+                 hint="List every step at which a checkpoint is written, then think about which of them the "
+                      "pruning leaves on disk.")
 
 
 def count_params_reference(model: SimIPU) -> dict:
@@ -48,13 +61,38 @@ def _models():
                                         "model.point_proj_hidden=128"]).model)]
 
 
-def check_count_params(student_fn) -> bool:
+def _count_all(model):
+    def count(*modules):
+        return sum(p.numel() for m in modules for p in m.parameters())
+    return dict(image=count(model.image_encoder), point=count(model.point_encoder),
+                heads=count(model.point_head, model.point_key_head, model.image_head))
+
+
+def _count_tensors(model):
+    def count(*modules):
+        return sum(1 for m in modules for p in m.parameters() if p.requires_grad)
+    return dict(image=count(model.image_encoder), point=count(model.point_encoder),
+                heads=count(model.point_head, model.point_key_head, model.image_head))
+
+
+def _compare_counts(got, want, *args):
+    try:
+        got = {k: int(v) for k, v in dict(got).items()}
+    except (TypeError, ValueError):
+        return f"expected a dict(image=..., point=..., heads=...) of ints, got {type(got).__name__}"
+    if got != want:
+        return f"expected {want}, got {got}"
+    return None
+
+
+def check_count_params(student_fn):
     """``student_fn(model: SimIPU) -> dict(image=int, point=int, heads=int)``: trainable parameters per optimiser."""
     return check(student_fn, count_params_reference, [(m,) for m in _models()], name="count_params",
-                 compare=lambda got, want, *args: {k: int(v) for k, v in dict(got).items()} == want,
-                 hint="image: model.image_encoder; point: model.point_encoder; heads: the projection heads. "
-                      "Count elements (p.numel()), not tensors, and only trainable ones (p.requires_grad): "
-                      "point_key_head is frozen, so no optimiser holds it.")
+                 compare=_compare_counts,
+                 mistakes=[("one head is frozen (requires_grad=False): no optimiser holds it, so it is not counted.",
+                            _count_all),
+                           ("count elements (p.numel()), not tensors.", _count_tensors)],
+                 hint="Which modules does each optimiser update, and which parameters does it actually hold?")
 
 
-__all__ = ["check_lr_at_step", "check_count_params"]
+__all__ = ["check_kept_checkpoints", "check_count_params", "kept_checkpoints_reference"]

@@ -12,9 +12,10 @@ exactly the test of the ball-query CUDA kernel of the released code
 the shell ``radii[i-1] <= d < radii[i]``, plus the centre itself (d² = 0).
 
 On the CPU the candidates come from ``scipy.spatial.cKDTree`` (a slightly larger radius), then the exact
-float32 test above keeps the same set the brute-force reference keeps. Elsewhere a chunked torch path
-masks distances and takes the ``nsample`` smallest indices with ``topk``. Memory is
-O(B·S·nsample + chunk) instead of the O(B·S·N) of ``ball_query_naive``.
+float32 test above keeps the same set the brute-force reference keeps. On CUDA a Triton kernel
+(``simipu.ops.triton_ops``) scans the points in index order for a block of centres at a time, when Triton
+imports. Elsewhere a chunked torch path masks distances and takes the ``nsample`` smallest indices with
+``topk``. Memory is O(B·S·nsample + chunk) instead of the O(B·S·N) of ``ball_query_naive``.
 """
 from __future__ import annotations
 
@@ -157,9 +158,26 @@ def ball_query(xyz: torch.Tensor, centers: torch.Tensor, radius: float, nsample:
     """
     _check(xyz, centers, radius, nsample, min_radius)
     xyz, centers = xyz.detach(), centers.detach()
-    if xyz.device.type == "cpu" and cKDTree is not None:
+    backend = ball_query_backend(xyz)
+    if backend == "triton":
+        from .triton_ops import ball_query_triton
+        idx = ball_query_triton(xyz, centers, nsample, *_squared_radii(radius, min_radius))
+        return _pad_with_first(idx, idx < xyz.shape[1])
+    if backend == "kdtree":
         return _ball_query_kdtree(xyz.float(), centers.float(), radius, nsample, min_radius)
     return _ball_query_torch(xyz, centers, radius, nsample, min_radius)
+
+
+def ball_query_backend(xyz: torch.Tensor) -> str:
+    """The path ``ball_query`` takes for points ``xyz`` (B, N, 3): ``"triton"`` on CUDA when Triton
+    imports (``simipu.ops.triton_ops``), ``"kdtree"`` on the CPU, ``"torch"`` (chunked masks) otherwise."""
+    if xyz.device.type == "cuda":
+        from .triton_ops import available  # imports triton: only asked for CUDA tensors
+        if available():
+            return "triton"
+    if xyz.device.type == "cpu" and cKDTree is not None:
+        return "kdtree"
+    return "torch"
 
 
 def group_points(features: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

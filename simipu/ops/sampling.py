@@ -9,10 +9,14 @@ concatenates them: ``npoint`` F-FPS indices, then ``npoint`` D-FPS indices, so i
 released SimIPU code; the two halves may share points). All functions return int64 indices into the
 input cloud and never carry gradients.
 
-``furthest_point_sample`` dispatches: on the CPU (3 to 8 coordinates) to the bucket-KD-tree "QuickFPS"
-of the ``fpsample`` package, elsewhere to a batch-vectorised torch loop. The torch loop returns exactly
-the indices of ``furthest_point_sample_naive``. QuickFPS computes the same float32 squared distances in
-another order, so at a *near-tie* (two candidates whose running minimum distances differ by float32
+``furthest_point_sample`` dispatches (``fps_backend``): on CUDA to the Triton kernel of
+``simipu.ops.triton_ops`` (one program per cloud) when Triton imports, on the CPU (3 to 8 coordinates)
+to the bucket-KD-tree "QuickFPS" of the ``fpsample`` package, elsewhere to a batch-vectorised torch loop.
+The Triton kernel and the torch loop return exactly the indices of ``furthest_point_sample_naive``
+(with many coordinates, F-FPS, torch's ``sum`` in the reference adds in a vector-width-dependent order
+while the kernel adds in coordinate order, so there too a float32 near-tie could part them; the tests
+use clouds whose sums are exact). QuickFPS computes the same float32 squared distances in another order,
+so at a *near-tie* (two candidates whose running minimum distances differ by float32
 round-off, about 1e-7 relative) it may pick the other one, and from there on the sequences differ; both
 are valid furthest-point sequences. On clouds without near-ties (tests: random clouds of a few
 thousand points) the indices are equal; on 16384-point samples of the two real KITTI frames, 16384 →
@@ -111,7 +115,8 @@ def _kd_order(cloud: np.ndarray, height: int) -> np.ndarray:
 
 
 def _fps_fpsample(points: torch.Tensor, npoint: int, start: int) -> torch.Tensor:
-    """Exact FPS per cloud with fpsample's bucket KD-tree (QuickFPS), verified against its start."""
+    """FPS per cloud with fpsample's bucket KD-tree (QuickFPS), its start checked; the same sequence as the
+    plain loop except after a float32 near-tie (module docstring)."""
     out = []
     for cloud in points.detach().to(torch.float32).numpy():
         height = min(_KD_HEIGHT, int(np.log2(len(cloud))))
@@ -127,7 +132,7 @@ def _fps_fpsample(points: torch.Tensor, npoint: int, start: int) -> torch.Tensor
 
 
 def furthest_point_sample(points: torch.Tensor, npoint: int, start: int = 0) -> torch.Tensor:
-    """Furthest point sampling (PointNet++ §3.2), exact, fast on the CPU.
+    """Furthest point sampling (PointNet++ §3.2), fast on the CPU and (with Triton) on CUDA.
 
     Args:
         points: (B, N, D) float; xyz (D = 3) for D-FPS, or ``[xyz, features]`` for F-FPS.
@@ -138,15 +143,34 @@ def furthest_point_sample(points: torch.Tensor, npoint: int, start: int = 0) -> 
         ``furthest_point_sample_naive`` except after a float32 near-tie on the CPU (module docstring).
     """
     _check(points, npoint, start)
-    B, N, D = points.shape
     points = points.detach()
-    if points.device.type != "cpu":
-        return _fps_torch(points, npoint, start)
-    if fpsample is not None and 2 <= D <= 8 and N >= 4:
+    backend = fps_backend(points)
+    if backend == "triton":
+        from .triton_ops import furthest_point_sample_triton
+        return furthest_point_sample_triton(points, npoint, start)
+    if backend == "fpsample":
         return _fps_fpsample(points, npoint, start)
-    # CPU, many channels (F-FPS): the plain per-cloud loop is the fastest here, since one (N, D)
-    # cloud stays in cache while a batched (B, N, D) op streams through memory at every pick
-    return furthest_point_sample_naive(points, npoint, start)
+    if backend == "loop":
+        return furthest_point_sample_naive(points, npoint, start)
+    return _fps_torch(points, npoint, start)
+
+
+def fps_backend(points: torch.Tensor) -> str:
+    """The path ``furthest_point_sample`` takes for ``points`` (B, N, D).
+
+    ``"triton"`` on CUDA when Triton imports (``simipu.ops.triton_ops``: one program per cloud);
+    ``"fpsample"`` on the CPU for 2 to 8 coordinates; ``"loop"`` (the plain per-cloud loop) on the CPU
+    for more (F-FPS: one (N, D) cloud stays in cache, where a batched op streams through memory at
+    every pick); ``"torch"`` (the batch-vectorised loop) otherwise.
+    """
+    _, N, D = points.shape
+    if points.device.type == "cuda":
+        from .triton_ops import available  # imports triton: only asked for CUDA tensors
+        if available():
+            return "triton"
+    if points.device.type == "cpu":
+        return "fpsample" if fpsample is not None and 2 <= D <= 8 and N >= 4 else "loop"
+    return "torch"
 
 
 def feature_furthest_point_sample(xyz: torch.Tensor, features: torch.Tensor | None, npoint: int,

@@ -83,16 +83,45 @@ def write_frame(root: Path, frame_id: str, frame: dict) -> None:
     (t / "label_2" / f"{frame_id}.txt").write_text("".join(line + "\n" for line in frame["labels"]))
 
 
+EXISTING = (None, "add", "overwrite")
+SPLITS = ("train", "val", "trainval")
+
+
+def _existing_frames(root: Path) -> list[str]:
+    """Ids of the frames under ``root/training`` (any of the generator's folders) and in its split files."""
+    ids = {p.stem for folder in FOLDERS for p in (root / "training" / folder).glob("*.*")}
+    for name in SPLITS:
+        f = root / "ImageSets" / f"{name}.txt"
+        if f.is_file():
+            ids.update(line.strip() for line in f.read_text(encoding="utf-8-sig").splitlines() if line.strip())
+    return sorted(ids)
+
+
+def _clear(root: Path) -> None:
+    """Delete what the generator writes: its folders' files under ``training/`` and its split files."""
+    for folder in FOLDERS:
+        for p in (root / "training" / folder).glob("*.*"):
+            p.unlink()
+    for name in SPLITS:
+        (root / "ImageSets" / f"{name}.txt").unlink(missing_ok=True)
+
+
 def generate(out: str | Path, frames: int = 16, seed: int = 0, split_val_every: int = 4, progress: bool = True,
              *, fov_only: bool = False, image_size: tuple[int, int] = KITTI_IMAGE_SIZE, beams: int = 64,
-             azimuth_step_deg: float = 0.1728, first_id: int = 0) -> Path:
+             azimuth_step_deg: float = 0.1728, first_id: int | None = None, existing: str | None = None) -> Path:
     """Generate ``frames`` synthetic KITTI-format frames under ``out``; returns ``Path(out)``.
 
-    Frame ``first_id + i`` is simulated from ``(seed, first_id + i)`` alone, so the same
-    arguments give byte-identical files. Every ``split_val_every``-th frame (the last of each
-    group) goes to ``ImageSets/val.txt``, the others to ``train.txt``; ``trainval.txt`` lists all
-    (0 puts every frame in train). ``fov_only`` keeps only points seen by image_2.
-    ``image_size`` = (W, H) rescales the intrinsics; ``beams``/``azimuth_step_deg`` thin the LiDAR.
+    Frame ``i`` (its id) is simulated from ``(seed, i)`` alone, so the same arguments give byte-identical
+    files. Frame ``i`` goes to ``ImageSets/val.txt`` when ``i % split_val_every == split_val_every - 1``,
+    otherwise to ``train.txt``; ``trainval.txt`` lists all (``split_val_every=0`` puts every frame in train).
+    ``fov_only`` keeps only points seen by image_2. ``image_size`` = (W, H) rescales the intrinsics;
+    ``beams``/``azimuth_step_deg`` thin the LiDAR. Ids start at ``first_id`` (default 0).
+
+    A non-empty ``out`` is refused (:class:`ValueError`) unless ``existing`` says what to do:
+    ``"add"`` writes frames with new ids after the last one there (``first_id`` defaults to it + 1; an id
+    in use is refused) and appends them to the split files, keeping every listed frame — adding 8 frames
+    to 8 gives the files of 16 at once; ``"overwrite"`` first deletes what the generator writes (the files of
+    its ``training/`` folders and ``ImageSets/{train,val,trainval}.txt``), other files are left alone.
     """
     if frames < 1:
         raise ValueError(f"frames must be >= 1, got {frames}")
@@ -100,18 +129,43 @@ def generate(out: str | Path, frames: int = 16, seed: int = 0, split_val_every: 
         raise ValueError(f"split_val_every must be >= 0, got {split_val_every}")
     if len(image_size) != 2 or min(image_size) < 8:
         raise ValueError(f"image_size must be (width, height) of at least 8 pixels, got {image_size}")
+    if existing not in EXISTING:
+        raise ValueError(f"existing must be None, 'add' or 'overwrite', got {existing!r}")
     from tqdm.auto import tqdm
 
     root = Path(out)
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} is a file, not a folder")
+    present = _existing_frames(root) if root.is_dir() else []
+    if root.is_dir() and any(root.iterdir()) and existing is None:
+        raise ValueError(f"{root} is not empty ({len(present)} frames there); refusing to write over it. "
+                         f"Use --add (existing='add') to add frames with new ids, --overwrite "
+                         f"(existing='overwrite') to replace its frames, or another folder")
+    if existing == "overwrite":
+        _clear(root)
+        present = []
+    if first_id is None:
+        numeric = [int(i) for i in present if i.isdigit()]
+        first_id = max(numeric) + 1 if numeric else 0
+    ids = [f"{first_id + i:06d}" for i in range(frames)]
+    clash = sorted(set(ids) & set(present))
+    if clash:
+        raise ValueError(f"{root}: frame ids {clash[:3]} are in use; choose first_id after {present[-1]}")
+    splits = {name: [] for name in SPLITS}
+    for name in SPLITS:
+        f = root / "ImageSets" / f"{name}.txt"
+        if f.is_file():
+            splits[name] = [line.strip() for line in f.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     for folder in FOLDERS:
         (root / "training" / folder).mkdir(parents=True, exist_ok=True)
     (root / "ImageSets").mkdir(parents=True, exist_ok=True)
-    ids = [f"{first_id + i:06d}" for i in range(frames)]
     for i in tqdm(range(frames), desc="synth frames", unit="frame", disable=not progress):
         frame = make_frame(seed, first_id + i, tuple(image_size), fov_only, beams, azimuth_step_deg)
         write_frame(root, ids[i], frame)
-    val = [f for i, f in enumerate(ids) if split_val_every and i % split_val_every == split_val_every - 1]
-    train = [f for f in ids if f not in set(val)]
-    for name, split in (("train", train), ("val", val), ("trainval", ids)):
+    for fid in ids:
+        is_val = split_val_every and int(fid) % split_val_every == split_val_every - 1
+        splits["val" if is_val else "train"].append(fid)
+        splits["trainval"].append(fid)
+    for name, split in splits.items():  # written last: a killed run leaves the old lists, listing whole frames
         (root / "ImageSets" / f"{name}.txt").write_text("".join(f + "\n" for f in split))
     return root

@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from PIL import Image
 
-from ..data import SPLIT_DIRS, crop_to_range, load_image, load_points, read_calib, sample_points
+from ..data import REDUCED_DIR, SPLIT_DIRS, crop_to_range, load_image, load_points, read_calib, sample_points
 from ..errors import DataError
 from ..geometry import in_image, project_points, sample_image
 from .clouds import _np, bev_scatter
@@ -247,32 +247,39 @@ def plotly_point_to_pixel(image, xyz, uv, depth, instance_ids=None, similarity=N
 
 
 # ----------------------------------------------------------------------------- one frame, any root
-def load_frame(data_root, frame_id: str, split: str = "training") -> dict:
+def load_frame(data_root, frame_id: str, split: str = "training", velodyne_dir: str = "velodyne", camera: int = 2,
+               point_dims: int = 4) -> dict:
     """One frame by id: dict(points (N, 4), image (H, W, 3), calib, instance_img (H, W) or None,
     point_ids (N,) or None). ``split`` is a folder (training/testing) or a split name (train/val/test).
 
-    Unknown ids and missing folders raise :class:`DataError` naming what was looked for.
+    ``velodyne_dir`` (``"auto"``: ``velodyne_reduced`` when present), ``camera`` (``image_{camera}``,
+    ``P{camera}``) and ``point_dims`` (floats per point) are the data options of the config, so a
+    Waymo-in-KITTI-format root (camera 0, 6 floats) reads like KITTI. Unknown ids and missing folders raise
+    :class:`DataError` naming what was looked for.
     """
     root = Path(data_root)
     split_dir = SPLIT_DIRS.get(split, split)
     d = root / split_dir
     if not root.is_dir():
         raise DataError(root, "data root does not exist")
-    if not (d / "velodyne").is_dir():
-        raise DataError(d, f"no velodyne/ folder: '{split}' is not a split folder of this root "
+    if velodyne_dir == "auto":
+        velodyne_dir = REDUCED_DIR if (d / REDUCED_DIR).is_dir() else "velodyne"
+    if not (d / velodyne_dir).is_dir():
+        raise DataError(d, f"no {velodyne_dir}/ folder: '{split}' is not a split folder of this root "
                            f"(expected {root}/training or {root}/testing)")
     frame_id = str(frame_id)
-    velo = d / "velodyne" / f"{frame_id}.bin"
+    velo = d / velodyne_dir / f"{frame_id}.bin"
     if Path(frame_id).name != frame_id or frame_id.startswith(".") or not velo.is_file():
-        known = sorted(p.stem for p in (d / "velodyne").glob("*.bin"))
+        known = sorted(p.stem for p in (d / velodyne_dir).glob("*.bin"))
         raise DataError(velo, f"no frame '{frame_id}' in {d} (frames there: "
                               f"{', '.join(known[:5])}{', ...' if len(known) > 5 else ''})")
-    points = load_points(velo)
-    image = load_image(d / "image_2" / f"{frame_id}.png")
-    calib = read_calib(d / "calib" / f"{frame_id}.txt")
-    inst_path, ids_path = d / "instance_2" / f"{frame_id}.png", d / "velodyne_instance" / f"{frame_id}.bin"
+    points = load_points(velo, point_dims)
+    image = load_image(d / f"image_{camera}" / f"{frame_id}.png")
+    calib = read_calib(d / "calib" / f"{frame_id}.txt", camera=camera)
+    inst_path = d / f"instance_{camera}" / f"{frame_id}.png"
+    ids_path = d / "velodyne_instance" / f"{frame_id}.bin"           # ids of the points of velodyne/
     instance_img = point_ids = None
-    if inst_path.is_file() and ids_path.is_file():
+    if velodyne_dir == "velodyne" and inst_path.is_file() and ids_path.is_file():
         instance_img = np.asarray(Image.open(inst_path), dtype=np.int64)
         point_ids = np.fromfile(ids_path, dtype="<i4").astype(np.int64)
         if len(point_ids) != len(points) or instance_img.shape != image.shape[:2]:
@@ -295,17 +302,16 @@ def checkpoint_similarity(ckpt, points: np.ndarray, image: np.ndarray, lidar2img
     import torch
     import torch.nn.functional as F
 
-    from ..checkpoint import load_checkpoint, load_model_state, model_state_from
-    from ..config import config_from_dict
+    from ..checkpoint import load_checkpoint, load_model_state, model_state_from, stored_config
     from ..geometry import sample_features
     from ..model import SimIPU
     from ..pipeline import normalize_image
     from ..views import pad_image, resize_image
 
     state = load_checkpoint(ckpt)
-    cfg = config_from_dict(state["config"])
+    cfg = stored_config(state, ckpt)
     model = SimIPU(cfg.model)
-    load_model_state(model, model_state_from(state, ckpt), state["config"]["model"], cfg.to_dict()["model"], ckpt)
+    load_model_state(model, model_state_from(state, ckpt), state["config"].get("model"), cfg.to_dict()["model"], ckpt)
     model.eval()
     kept = crop_to_range(points, cfg.data.point_range)
     if len(kept) == 0:
@@ -335,20 +341,24 @@ def checkpoint_similarity(ckpt, points: np.ndarray, image: np.ndarray, lidar2img
     return xyz, uv0, d0, cos, cos_other
 
 
-def inspect_frame(data_root, frame_id: str, out, split: str = "training", ckpt=None) -> Path:
+def inspect_frame(data_root, frame_id: str, out, split: str = "training", ckpt=None, data=None) -> Path:
     """Write the point-to-pixel pictures of one frame: ``out`` = ``*.png`` (matplotlib) or ``*.html`` (plotly).
 
     Without ``ckpt``: every LiDAR point that projects into the image, coloured by depth; with the
     simulator's ground truth (``instance_2/`` and ``velodyne_instance/``), wrong matches are circled and
     their shares (pixel and stride-32 cell) are in the title. With ``ckpt`` (a SimIPU checkpoint): the
     checkpoint's downsampled points, coloured by the cosine similarity of their image and point features.
+    ``data`` (a :class:`simipu.config.DataConfig`, e.g. of ``waymo``) gives the point folder, camera and
+    floats per point; default KITTI's ``velodyne/``, ``image_2``, 4.
 
     Raises ValueError for another extension, :class:`DataError` for an unknown frame.
     """
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise ValueError(f"--out must end in .png (static picture) or .html (interactive), got '{out.name}'")
-    f = load_frame(data_root, frame_id, split)
+    options = {} if data is None else dict(velodyne_dir=data.velodyne_dir, camera=data.camera,
+                                           point_dims=data.point_dims)
+    f = load_frame(data_root, frame_id, split, **options)
     image, lidar2img = f["image"], f["calib"].lidar2img
     H, W = image.shape[:2]
     title = f"{Path(data_root).name}/{split}/{frame_id}"
@@ -369,14 +379,17 @@ def inspect_frame(data_root, frame_id: str, out, split: str = "training", ckpt=N
         xyz, uv, depth, sim, other = checkpoint_similarity(ckpt, f["points"], image, lidar2img)
         title += (f": {len(xyz)} downsampled points of {Path(ckpt).name}\ncosine similarity image<->point feature: "
                   f"matched {sim.mean():.2f}, other pairs {other:.2f}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from ..outputs import atomic_write  # all or nothing: no half-written file on a full disk
     if out.suffix.lower() == ".png":
         fig = plot_point_to_pixel(image, xyz, uv, depth, wrong=wrong, colour=sim, title=title,
                                   s=2.0 if ckpt is None else 8.0,
                                   colour_label="depth (m)" if sim is None else "cosine similarity")
-        fig.savefig(out, dpi=110, bbox_inches="tight")
-        plt.close(fig)
+        try:
+            atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+        finally:
+            plt.close(fig)
     else:
-        fig = plotly_point_to_pixel(image, xyz, uv, depth, instance_ids=ids, similarity=sim, title=title)
-        fig.write_html(out, include_plotlyjs=True, full_html=True)
+        fig = plotly_point_to_pixel(image, xyz, uv, depth, instance_ids=ids, similarity=sim,
+                                    title=title.replace("\n", "<br>"))  # plotly breaks lines with <br>
+        atomic_write(out, lambda f: f.write(fig.to_html(include_plotlyjs=True, full_html=True).encode()))
     return out
