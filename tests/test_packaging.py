@@ -28,13 +28,42 @@ def _all_requirements() -> list[str]:
     return DEPS + [r for reqs in EXTRAS.values() for r in reqs if _name(r) != "simipu"]
 
 
-def _constraints() -> dict:
+def _constraints(python_full_version: str | None = None) -> dict:
+    """Package name -> pinned version, for this interpreter or for ``python_full_version`` (pins may carry an
+    environment marker, e.g. a release that needs a later Python 3.11.x than Debian's)."""
+    env = None if python_full_version is None else {"python_full_version": python_full_version}
     pins = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
-            name, version = line.split("==")
-            pins[_name(name)] = version.strip()
+            req = Requirement(line)
+            assert [s.operator for s in req.specifier] == ["=="], f"constraints.txt: not an exact pin: {line}"
+            if req.marker is None or req.marker.evaluate(env):
+                assert _name(req.name) not in pins, f"constraints.txt pins {req.name} twice for one Python"
+                pins[_name(req.name)] = next(iter(req.specifier)).version
     return pins
+
+
+def test_the_pins_install_on_every_python_3_11():
+    """Each pinned release must accept every Python 3.11.x it is pinned for (read from the installed packages'
+    Requires-Python): soupsieve 4.1.3 needs 3.11.5, so Debian 12's python3 (3.11.2) could not resolve the
+    tested set at all. Checked for the pins this interpreter installed; a marker alternative must exist."""
+    from importlib import metadata
+    from packaging.specifiers import SpecifierSet
+    here = _constraints()
+    for patch in range(0, 15):
+        version = f"3.11.{patch}"
+        pins = _constraints(version)
+        assert set(pins) == set(here), f"Python {version} gets a different set of pinned packages"
+        for name, pinned in pins.items():
+            try:
+                dist = metadata.distribution(name)
+            except metadata.PackageNotFoundError:
+                continue                      # not installed here (another platform's package)
+            if dist.version != pinned:
+                continue                      # the marker alternative for another 3.11.x: not installed here
+            needs = dist.metadata.get("Requires-Python")
+            assert not needs or version in SpecifierSet(needs), (
+                f"{name}=={pinned} needs Python {needs}; pin an older release for {version} with a marker")
 
 
 def test_environment_yml_names_the_same_packages_as_pyproject():
