@@ -36,9 +36,8 @@ def records(results: Path) -> dict[str, dict]:
     return {r["name"]: r for r in (json.loads(p.read_text()) for p in (results / "runs").glob("*.json"))}
 
 
-def test_quick_run_takes_under_a_minute_and_writes_a_json_per_planned_run_and_the_report(quick):
-    cache, results, seconds = quick
-    assert seconds < 60
+def test_quick_run_writes_a_json_per_planned_run_and_the_report(quick):
+    cache, results, _ = quick  # its time (under a minute here) is no test: a shared runner may be slower
     listing = run("--cache", str(cache), "--results", str(results), "--list").stdout.splitlines()
     assert listing and all(line.lstrip().startswith("done") for line in listing)
     keys = {re.search(r"\b[a-z]+-[0-9a-f]{16}\b", line).group() for line in listing}

@@ -15,7 +15,9 @@ from simipu.cli import main
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--disable-dev-shm-usage",        # a small /dev/shm (containers) must not crash the renderer
+        "--enable-unsafe-swiftshader"]    # software WebGL without a GPU: newer chromiums need it said
 
 
 @pytest.fixture
@@ -66,9 +68,12 @@ def test_inspect_html_loads_without_errors_and_draws_every_trace(browser_page, t
     before = {"scene": _pixels(page, scene), "xy": _pixels(page, xy)}
     for index, region in ((0, "scene"), (2, "xy"), (1, "xy")):   # hide 3D points, image markers, the image
         page.evaluate(f"() => Plotly.restyle(document.querySelector('.js-plotly-plot'), {{visible: false}}, [{index}])")
-        page.wait_for_timeout(800)
-        after = _pixels(page, scene if region == "scene" else xy)
-        changed = (np.abs(after - before[region]).sum(-1) > 30).mean()
+        for _ in range(50):                                      # WebGL redraws on a later frame: poll, ≤ 10 s
+            page.wait_for_timeout(200)
+            after = _pixels(page, scene if region == "scene" else xy)
+            changed = (np.abs(after - before[region]).sum(-1) > 30).mean()
+            if changed > 0.01:
+                break
         assert changed > 0.01, f"hiding trace {index} ({traces[index]}) changed {changed:.2%} of its plot's pixels"
         before[region] = after
     assert not page.problems, page.problems

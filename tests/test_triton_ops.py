@@ -196,9 +196,11 @@ def _run_child(select_slow: bool) -> str:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
-    summary = out.strip().splitlines()[-1]
-    assert re.search(r"\d+ passed", summary) and "skipped" not in summary and "failed" not in summary, summary
-    return summary
+    # pytest's summary line, wherever it is (a warning printed at exit may follow it)
+    summary = [line for line in proc.stdout.splitlines() if re.search(r"\d+ passed.* in [\d.]+s", line)]
+    assert len(summary) == 1, out[-4000:]
+    assert "skipped" not in summary[0] and "failed" not in summary[0], summary
+    return summary[0]
 
 
 @pytest.mark.skipif(ON_GPU or INTERPRETER or not HAS_TRITON, reason="the kernel tests run in this process")
