@@ -237,6 +237,8 @@ class Experiment:
         """Make ``run``'s artefact exist (running it, and what it needs, when missing)."""
         if self.done(run) and self.artefact_ok(run):
             return
+        if self.done(run):
+            print(f"re-making {run.name}: done, but its files are not in {self.cache}", flush=True)
         for dep in run.needs:
             self.ensure(dep)
         getattr(self, f"_run_{run.kind}")(run)
@@ -376,9 +378,9 @@ class Experiment:
             if self.done(run):            # written by a batch with an earlier run
                 continue
             bar.set_postfix_str(run.name)
-            waiting = [d.name for d in run.needs if d.kind not in (*parts, "data", "init")
-                       and not (self.done(d) and self.artefact_ok(d))]
-            if waiting:                   # a part not asked for: never run it behind the user's back
+            waiting = [d.name for d in run.needs if d.kind not in (*parts, "data", "init") and not self.done(d)]
+            if waiting:                   # a part not asked for: never run it behind the user's back (a done run
+                #                           whose checkpoint left the cache is re-made by ensure(): same result)
                 print(f"skip {run.name}: needs {', '.join(waiting)} (not done; add its part to --parts)", flush=True)
                 bar.update(1)
                 continue

@@ -129,3 +129,24 @@ def test_the_bn_control_changes_only_batchnorm_running_statistics(quick):
     for k in plain:
         same = torch.equal(plain[k], bn[k])
         assert same == (not k.endswith(("running_mean", "running_var", "num_batches_tracked"))), k
+
+
+def test_a_done_pretraining_whose_checkpoints_left_the_cache_is_re_made_for_the_probes_that_need_it(quick, tmp_path):
+    import shutil
+    cache, results, _ = quick
+    shutil.copytree(cache, tmp_path / "cache", symlinks=True)
+    shutil.copytree(results, tmp_path / "results")
+    main = records(results)["pretrain simipu 4f/4s"]
+    shutil.rmtree(tmp_path / "cache" / main["key"])                  # a new machine: the cache is gone
+    finetunes = [p for p in (tmp_path / "results" / "runs").glob("finetune-*.json")
+                 if "simipu" in json.loads(p.read_text())["name"]]
+    assert finetunes
+    for p in finetunes:
+        p.unlink()
+    out = run("--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results"), "--parts", "finetune").stdout
+    assert "re-making pretrain simipu 4f/4s" in out and "skip" not in out
+    remade = records(tmp_path / "results")
+    assert remade["pretrain simipu 4f/4s"]["history"] == main["history"]  # deterministic: the same pre-training
+    for p in finetunes:
+        name = json.loads((results / "runs" / p.name).read_text())["name"]
+        assert remade[name]["metrics"] == records(results)[name]["metrics"]
