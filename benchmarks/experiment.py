@@ -26,7 +26,8 @@ the ablations; each pre-training is followed by its probes):
    scratch and the main SimIPU encoder, seeds 0-7.
 5. ``signals``: :func:`simipu.signals.pretraining_signals` of every kept checkpoint (and the init) of every
    pre-training, on 16 val frames: both losses, top-1 accuracies and the share of wrong positive pairs
-   (from the generator's instance ground truth); also written to TensorBoard under ``cache/<key>/signals``.
+   (from the generator's instance ground truth); also written to TensorBoard under ``cache/<key>/signals`` and
+   to the pre-training's ``cache/<key>/summary.json`` (``heldout_signals``).
 6. ``report``: ``results/experiment.md``, ``results/fig5_dose_response.png`` and
    ``results/pretrain_signals.png`` from whatever JSON exists.
 
@@ -366,6 +367,9 @@ class Experiment:
             print(f"  signals at step {row['step']}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                                    if k != "step"), flush=True)
         writer.close()
+        summary = self.cache / pre.key / "summary.json"     # beside the run's own summary, as train.py writes it
+        if summary.is_file():
+            summary.write_text(json.dumps(dict(json.loads(summary.read_text()), heldout_signals=rows), indent=2))
         self.write(run, dict(rows=rows, wall_seconds=time.perf_counter() - t0))
 
     def execute(self, parts) -> int:

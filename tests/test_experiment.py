@@ -99,7 +99,7 @@ def test_keys_depend_on_method_code_but_not_on_tests_or_docs(monkeypatch):
 
 
 def test_signals_are_measured_from_the_init_to_the_last_checkpoint(quick):
-    _, results, _ = quick
+    cache, results, _ = quick
     recs = records(results)
     signals = {n: r for n, r in recs.items() if n.startswith("signals")}
     assert len(signals) == len([n for n in recs if n.startswith("pretrain")])
@@ -108,6 +108,9 @@ def test_signals_are_measured_from_the_init_to_the_last_checkpoint(quick):
         pre = recs[name.replace("signals", "pretrain")]
         assert steps[0] == 0 and steps[-1] == pre["summary"]["steps"] and steps == sorted(steps)
         assert all(0 <= row["inter_wrong"] <= 1 for row in rec["rows"])
+        summary = json.loads((cache / pre["key"] / "summary.json").read_text())
+        assert summary["heldout_signals"] == rec["rows"] and summary["steps"] == pre["summary"]["steps"]
+        assert list((cache / pre["key"] / "signals").glob("events.out.tfevents.*"))  # and in TensorBoard
 
 
 def test_a_part_never_runs_the_runs_it_needs_from_another_part(tmp_path):
