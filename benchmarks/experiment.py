@@ -404,6 +404,29 @@ class Experiment:
         return executed
 
 
+def recheck(exp: Experiment, name: str) -> int:
+    """Re-run the done probe ``name`` here (its inputs re-made if the cache lacks them) without touching its record,
+    and print both: the size of the machine-to-machine difference for the same config and code."""
+    import tempfile
+    run = next((r for r in exp.planned() if r.name == name and r.kind in ("frozen", "finetune")), None)
+    if run is None or not exp.done(run):
+        print(f"--recheck: no done probe named {name!r} (see --list)", file=sys.stderr)
+        return 2
+    for dep in run.needs:
+        exp.ensure(dep)
+    with tempfile.TemporaryDirectory() as tmp:
+        again = Experiment(exp.plan, exp.cache, Path(tmp))
+        getattr(again, f"_run_{run.kind}")(run)
+        new = again.record(run)
+    old = exp.record(run)
+    print(f"{name}: recorded on {old['machine']['cpu']} at {old['machine']['commit']}, "
+          f"re-run on {new['machine']['cpu']}")
+    for k in old["metrics"]:
+        print(f"  {k:9} recorded {old['metrics'][k]:.5f}  here {new['metrics'][k]:.5f}  "
+              f"Δ {new['metrics'][k] - old['metrics'][k]:+.5f}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "simipu-experiment"),
@@ -412,6 +435,8 @@ def main(argv=None) -> int:
     ap.add_argument("--parts", default="pretrain,frozen,finetune,signals,report", help=f"comma-separated subset of {PARTS}")
     ap.add_argument("--list", action="store_true", help="print every planned run and whether it is done")
     ap.add_argument("--quick", action="store_true", help="a tiny plan through the whole path (tests)")
+    ap.add_argument("--recheck", metavar="RUN", help="re-run one done probe (its name, e.g. 'frozen scratch seed 0') "
+                    "on this machine into a temporary folder and print its metrics beside the recorded ones")
     args = ap.parse_args(argv)
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = sorted(set(parts) - set(PARTS))
@@ -425,6 +450,8 @@ def main(argv=None) -> int:
             state = f"done {rec.get('wall_seconds', 0):7.0f} s" if rec else "missing"
             print(f"{state:>15}  {run.kind:8} {run.key}  {run.name}")
         return 0
+    if args.recheck:
+        return recheck(exp, args.recheck)
     t0 = time.perf_counter()
     executed = exp.execute(parts)
     print(f"executed {executed} run(s) in {time.perf_counter() - t0:.0f} s", flush=True)

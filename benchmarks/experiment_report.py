@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 
 import numpy as np
 
@@ -84,6 +85,13 @@ def comparisons(exp) -> list[tuple[str, str, str, str]]:
     return fam
 
 
+def probe_machines(exp, kind: str, *encoders: str) -> list[str]:
+    """The CPU models the finished ``kind`` probes of ``encoders`` ran on (float rounding differs between CPUs)."""
+    seeds = exp.plan.frozen_seeds if kind == "frozen" else exp.plan.finetune_seeds
+    return sorted({rec["machine"]["cpu"] for e in encoders for s in seeds
+                   if (rec := exp.record(exp.probe(kind, e, s))) is not None})
+
+
 def verdict(d: dict | None, p_holm: float) -> str:
     """'lower (better)' / 'higher (worse)' RMSE when the Holm-corrected p < 0.05, else no significant difference."""
     if d is None:
@@ -137,8 +145,16 @@ def write_report(exp, command: str) -> None:
            "**Statistics.** Paired by probe seed (same decoder init, batch order and flips). Δ = mean over seeds of "
            "(row − reference) with its 95 % t-interval; p from the paired t-test; *p (Holm)* is Holm-corrected "
            f"over the {len(fam)} RMSE comparisons of the main, dose-response and ablation tables (comparisons "
-           "without runs do not count). Other metrics are shown unadjusted.", "", "## Reading (generated from the numbers below)", "",
-           *[f"- {label}: {verdict(diffs[label], adjusted[label])}" for label, *_ in fam],
+           "without runs do not count). Other metrics are shown unadjusted.", "",
+           "**Machines.** Runs are keyed by config and code, not by machine; the same run on another CPU gives "
+           "slightly different floats, which grow over thousands of steps (`--recheck RUN` measures it for one probe). "
+           "Each run's CPU is in its JSON and in the last table; a comparison whose runs came from more than one CPU "
+           "says so below. CPUs of the done runs: " + ", ".join(
+               f"{cpu} ({n})" for cpu, n in sorted(Counter(records[r.key]["machine"]["cpu"] for r in done).items()))
+           + ".", "", "## Reading (generated from the numbers below)", "",
+           *[f"- {label}: {verdict(diffs[label], adjusted[label])}"
+             + (f" — *pairs runs from different CPUs ({', '.join(cpus)})*"
+                if len(cpus := probe_machines(exp, kind, e, ref)) > 1 else "") for label, kind, e, ref in fam],
            f"- dose-response: {dose_trend(exp)}", ""]
     for kind, ref, title in (("frozen", "scratch", "frozen-encoder probe"),
                              ("frozen", "scratch_bn", "frozen-encoder probe, control: scratch weights with BN "
@@ -216,11 +232,11 @@ def write_report(exp, command: str) -> None:
                                  f"{_num(r.get('inter_wrong'))} ({_num(r.get('inter_wrong_objects'))})"]))
     else:
         out.append(MISSING)
-    out += ["", "## Every planned run", "", _row(["run", "key", "state", "wall s"]), "|---|---|---|---|"]
+    out += ["", "## Every planned run", "", _row(["run", "key", "state", "wall s", "CPU"]), "|---|---|---|---|---|"]
     for r in planned:
         rec = records[r.key]
         out.append(_row([r.name, f"`{r.key}`", "done" if rec else MISSING,
-                         f"{rec.get('wall_seconds', 0):.0f}" if rec else ""]))
+                         f"{rec.get('wall_seconds', 0):.0f}" if rec else "", rec["machine"]["cpu"] if rec else ""]))
     res.mkdir(parents=True, exist_ok=True)
     (res / "experiment.md").write_text("\n".join(out) + "\n")
     print(f"wrote {res / 'experiment.md'} and {res / 'fig5_dose_response.png'}", flush=True)

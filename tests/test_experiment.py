@@ -153,3 +153,12 @@ def test_a_done_pretraining_whose_checkpoints_left_the_cache_is_re_made_for_the_
     for p in finetunes:
         name = json.loads((results / "runs" / p.name).read_text())["name"]
         assert remade[name]["metrics"] == records(results)[name]["metrics"]
+
+
+def test_recheck_re_runs_one_probe_here_and_leaves_its_record_alone(quick):
+    cache, results, _ = quick
+    before = {p.name: p.read_bytes() for p in (results / "runs").glob("*.json")}
+    out = run("--cache", str(cache), "--results", str(results), "--recheck", "frozen scratch seed 0").stdout
+    assert "frozen scratch seed 0: recorded on" in out and "rmse" in out
+    assert "Δ +0.00000" in out.split("rmse")[1].splitlines()[0]        # same machine, same code: the same numbers
+    assert {p.name: p.read_bytes() for p in (results / "runs").glob("*.json")} == before
