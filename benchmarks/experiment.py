@@ -53,6 +53,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -227,11 +228,16 @@ class Experiment:
         return True
 
     def write(self, run: Run, record: dict) -> None:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        """Write ``run``'s record; a run re-made because its files left the cache never replaces the record the
+        probes were made from: its record goes to ``runs/remade/KEY-CPU.json`` (another CPU, other floats)."""
         record = dict(key=run.key, kind=run.kind, name=run.name, config=run.config, machine=machine(), **record)
-        tmp = self.json_path(run).with_suffix(".tmp")
+        path = self.json_path(run)
+        if path.is_file():
+            path = self.runs_dir / "remade" / f"{run.key}-{re.sub(r'[^A-Za-z0-9]+', '_', record['machine']['cpu'])}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(record, indent=1, default=str) + "\n")
-        os.replace(tmp, self.json_path(run))
+        os.replace(tmp, path)
 
     # --- execution --------------------------------------------------------------------------------------
     def ensure(self, run: Run) -> None:

@@ -149,7 +149,9 @@ def test_a_done_pretraining_whose_checkpoints_left_the_cache_is_re_made_for_the_
     out = run("--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results"), "--parts", "finetune").stdout
     assert "re-making pretrain simipu 4f/4s" in out and "skip" not in out
     remade = records(tmp_path / "results")
-    assert remade["pretrain simipu 4f/4s"]["history"] == main["history"]  # deterministic: the same pre-training
+    assert remade["pretrain simipu 4f/4s"] == main                   # the record the probes came from stays
+    again = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "remade").glob(f"{main['key']}-*.json")]
+    assert len(again) == 1 and again[0]["history"] == main["history"]  # same machine: the same pre-training
     for p in finetunes:
         name = json.loads((results / "runs" / p.name).read_text())["name"]
         assert remade[name]["metrics"] == records(results)[name]["metrics"]
