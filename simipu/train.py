@@ -80,6 +80,22 @@ def stop_signals():
             signal.signal(sig, h)
 
 
+@contextlib.contextmanager
+def _workers_stopped(batches):
+    """Yield a DataLoader iterator; on leaving, by any path, stop its workers now.
+
+    Left to garbage collection, the workers of a run that stopped with an exception live as long as its
+    traceback (it holds the iterator), and since they ignore SIGTERM (``_worker_init``) the interpreter's exit,
+    which sends them SIGTERM and joins them, would wait for ever: a script or a test suite that catches a
+    ``DataError`` or ``TrainingDiverged`` would never exit."""
+    try:
+        yield batches
+    finally:
+        shutdown = getattr(batches, "_shutdown_workers", None)   # multi-process iterators only; idempotent
+        if shutdown is not None:
+            shutdown()
+
+
 def _worker_init(worker_id: int) -> None:
     """Data workers leave SIGINT/SIGTERM to the main process, which stops them after its checkpoint."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -309,64 +325,65 @@ def _pretrain(cfg: Config, resume: bool, progress: bool, allow_config_change: bo
                             num_workers=cfg.data.num_workers, collate_fn=collate, drop_last=True,
                             pin_memory=device.type == "cuda", persistent_workers=False,
                             worker_init_fn=_worker_init)
-        for batch in loader:
-            if _stop_requested(stop, world, device):  # SIGINT/SIGTERM: save at this step boundary, stop
-                if main_proc and not any(p.name == f"step_{step:08d}.pt" for p in list_checkpoints(out)):
-                    checkpoint()
-                bar.close()
-                name = signal.Signals(stop["signum"] or signal.SIGTERM).name
-                raise TrainingInterrupted(f"stopped by {name} after step {step}; checkpoint "
-                                          f"{out / 'checkpoints' / f'step_{step:08d}.pt'}; continue with --resume",
-                                          stop["signum"] or signal.SIGTERM)
-            t0 = time.perf_counter()
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                result = ddp_model(batch)
-            loss = result["loss"]
-            finite_here = torch.isfinite(loss.detach())
-            finite = finite_here.to(torch.int32)
-            if world > 1:  # all ranks stop together; otherwise the others would wait forever in backward
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if not bool(finite):
-                kept = list_checkpoints(out)
-                where = (f"loss is finite on rank {rank} but not on another rank" if finite_here else
-                         f"loss is {loss.item()} (intra {result['loss_intra'].item()}, "
-                         f"inter {result['loss_inter'].item()})")
-                raise TrainingDiverged(
-                    f"step {step + 1}: {where}. Try lower learning rates or train.precision=fp32. "
-                    + (f"The last good checkpoint is kept: {kept[-1]}" if kept else "No checkpoint was written yet."))
-            for o in optimizers:
-                o.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.optim.grad_clip:
+        with _workers_stopped(iter(loader)) as batches:
+            for batch in batches:
+                if _stop_requested(stop, world, device):  # SIGINT/SIGTERM: save at this step boundary, stop
+                    if main_proc and not any(p.name == f"step_{step:08d}.pt" for p in list_checkpoints(out)):
+                        checkpoint()
+                    bar.close()
+                    name = signal.Signals(stop["signum"] or signal.SIGTERM).name
+                    raise TrainingInterrupted(f"stopped by {name} after step {step}; checkpoint "
+                                              f"{out / 'checkpoints' / f'step_{step:08d}.pt'}; continue with --resume",
+                                              stop["signum"] or signal.SIGTERM)
+                t0 = time.perf_counter()
+                batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+                with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                    result = ddp_model(batch)
+                loss = result["loss"]
+                finite_here = torch.isfinite(loss.detach())
+                finite = finite_here.to(torch.int32)
+                if world > 1:  # all ranks stop together; otherwise the others would wait forever in backward
+                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                if not bool(finite):
+                    kept = list_checkpoints(out)
+                    where = (f"loss is finite on rank {rank} but not on another rank" if finite_here else
+                             f"loss is {loss.item()} (intra {result['loss_intra'].item()}, "
+                             f"inter {result['loss_inter'].item()})")
+                    raise TrainingDiverged(
+                        f"step {step + 1}: {where}. Try lower learning rates or train.precision=fp32. "
+                        + (f"The last good checkpoint is kept: {kept[-1]}" if kept else "No checkpoint was written yet."))
                 for o in optimizers:
-                    scaler.unscale_(o)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            for o in optimizers:
-                scaler.step(o)
-            scaler.update()
-            step += 1
-            n = batch["points_a"].shape[0] * world
-            samples_seen += n
-            row = reduce_metrics(result, world)
-            row.update(step=step, epoch=epoch, samples_per_s=n / (time.perf_counter() - t0))
-            history.append(row)
-            if main_proc:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", intra1=f"{row.get('intra_top1', 0):.2f}",
-                                inter1=f"{row.get('inter_top1', 0):.2f}", sps=f"{row['samples_per_s']:.1f}")
-                if step % t.log_every == 0 or step == total_steps:
-                    _log_scalars(writer, row, optimizers, step)
-                if figures is not None and (step % t.image_every == 0 or step == total_steps):
-                    figures.log(writer, model, step)
-            epoch_done = step % steps_per_epoch == 0
-            if epoch_done:
-                for s in schedulers:
-                    s.step()
-            if (step % t.ckpt_every == 0 if t.ckpt_every else epoch_done) or step == total_steps:
-                checkpoint()
-            if step >= total_steps:
-                break
+                    o.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg.optim.grad_clip:
+                    for o in optimizers:
+                        scaler.unscale_(o)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                for o in optimizers:
+                    scaler.step(o)
+                scaler.update()
+                step += 1
+                n = batch["points_a"].shape[0] * world
+                samples_seen += n
+                row = reduce_metrics(result, world)
+                row.update(step=step, epoch=epoch, samples_per_s=n / (time.perf_counter() - t0))
+                history.append(row)
+                if main_proc:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{row['loss']:.3f}", intra1=f"{row.get('intra_top1', 0):.2f}",
+                                    inter1=f"{row.get('inter_top1', 0):.2f}", sps=f"{row['samples_per_s']:.1f}")
+                    if step % t.log_every == 0 or step == total_steps:
+                        _log_scalars(writer, row, optimizers, step)
+                    if figures is not None and (step % t.image_every == 0 or step == total_steps):
+                        figures.log(writer, model, step)
+                epoch_done = step % steps_per_epoch == 0
+                if epoch_done:
+                    for s in schedulers:
+                        s.step()
+                if (step % t.ckpt_every == 0 if t.ckpt_every else epoch_done) or step == total_steps:
+                    checkpoint()
+                if step >= total_steps:
+                    break
     bar.close()
     wall = time.perf_counter() - t_start
     summary = _summary(cfg, history, step, wall, samples_seen, device, world)

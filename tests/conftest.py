@@ -144,3 +144,81 @@ def read_only_dir(tmp_path):
         where.chmod(0o755)
     else:
         pytest.skip("root without permission to mount: no read-only file system to test on")
+
+
+# --- Processes a test leaves behind ---------------------------------------------------------------------------
+# A child that outlives its test (a server, a browser helper, a training run) keeps the suite's output pipe open,
+# so a CI that reads it to the end waits forever after the last test has passed. On Linux this process becomes a
+# child subreaper: such orphans are re-parented here instead of to init. After every test (and a garbage
+# collection) its new children must be gone within a grace period; any that are not are killed and the test fails with their command lines, and
+# whatever the notebooks' kernels left is killed when the session ends.
+_PR_SET_CHILD_SUBREAPER = 36
+LEFT_BEHIND_GRACE_S = 15.0
+
+
+def _children() -> dict[int, str]:
+    """Live (not zombie) children of this process, {pid: command line}; reaps the zombies among them."""
+    pids: set[int] = set()
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            pids.update(int(p) for p in (task / "children").read_text().split())
+    alive = {}
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if state == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+        else:
+            alive[pid] = cmd
+    return alive
+
+
+def _kill(pids) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+
+def pytest_configure(config):
+    if Path("/proc/self/task").is_dir():
+        import ctypes
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if Path("/proc/self/task").is_dir():
+        left = _children()
+        if left:
+            print("\n[conftest] killing processes left running at the end of the session:\n  "
+                  + "\n  ".join(f"{pid}: {cmd[:200]}" for pid, cmd in left.items()), flush=True)
+            _kill(left)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_left_behind():
+    if not Path("/proc/self/task").is_dir():
+        yield
+        return
+    before = set(_children())
+    yield
+    import gc
+    import time
+    gc.collect()   # what only an uncollected object kept alive (a DataLoader iterator in a traceback) ends here
+    deadline = time.monotonic() + LEFT_BEHIND_GRACE_S
+    while True:
+        left = {pid: cmd for pid, cmd in _children().items() if pid not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    if left:
+        _kill(left)
+        pytest.fail("the test left processes running (killed now):\n  "
+                    + "\n  ".join(f"{pid}: {cmd[:300]}" for pid, cmd in left.items()), pytrace=False)

@@ -69,6 +69,33 @@ def test_data_error_from_a_worker_keeps_its_type_path_and_message(tmp_path):
     assert "Traceback" in e.value.worker_traceback and "load_points" in e.value.worker_traceback
 
 
+def test_a_script_that_catches_a_data_error_exits(tmp_path):
+    """The preset's data workers ignore SIGTERM (the main process stops them after its checkpoint); the
+    interpreter's exit sends its child processes SIGTERM and joins them. If a failed run left its workers to the
+    garbage collector (its traceback holds their DataLoader iterator), a script that catches the error would
+    never exit. It must exit at once, and no worker may outlive the run."""
+    root = _bad_frame_root(tmp_path)
+    script = f"""
+import multiprocessing, sys
+from simipu.config import load_config
+from simipu.errors import DataError
+from simipu.train import pretrain
+cfg = load_config("tiny", ["data.root={root}", "train.out={tmp_path / 'run'}", "train.max_steps=1",
+                           "train.image_every=0", *{SMALL_IMAGES!r}])
+try:
+    pretrain(cfg, progress=False)
+except DataError as e:
+    caught = e                      # kept, as a notebook or a retry loop would keep it
+print("alive after the error:", len(multiprocessing.active_children()), flush=True)
+"""
+    try:
+        r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=ENV)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"the script did not exit within 120 s after catching the DataError:\n{e.stdout}{e.stderr}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "alive after the error: 0" in r.stdout
+
+
 class _Broken(Dataset):
     def __len__(self):
         return 4
