@@ -378,9 +378,11 @@ class Experiment:
             summary.write_text(json.dumps(dict(json.loads(summary.read_text()), heldout_signals=rows), indent=2))
         self.write(run, dict(rows=rows, wall_seconds=time.perf_counter() - t0))
 
-    def execute(self, parts) -> int:
-        """Run what ``parts`` asks for and is not done; returns the number of runs executed."""
-        todo = [r for r in self.planned() if r.kind in parts and not self.done(r)]
+    def execute(self, parts, only=()) -> int:
+        """Run what ``parts`` asks for and is not done (only runs whose name has one of the words ``only``, when
+        given: two runners on disjoint words share one cache); returns the number of runs executed."""
+        todo = [r for r in self.planned() if r.kind in parts and not self.done(r)
+                and (not only or any(w in r.name.split() for w in only))]
         executed = 0
         bar = tqdm(total=len(todo), desc="experiment runs", position=0)
         while todo:
@@ -439,6 +441,9 @@ def main(argv=None) -> int:
                     help="folder for data, checkpoints and probe outputs (outside the repository)")
     ap.add_argument("--results", default=str(ROOT / "results"), help="folder for runs/*.json and the report")
     ap.add_argument("--parts", default="pretrain,frozen,finetune,signals,report", help=f"comma-separated subset of {PARTS}")
+    ap.add_argument("--only", default="", help="comma-separated words; run only the runs whose name has one of them "
+                    "(e.g. 'greedy,no_intra'), so that a second runner can take the others (start it once the data "
+                    "exists)")
     ap.add_argument("--list", action="store_true", help="print every planned run and whether it is done")
     ap.add_argument("--quick", action="store_true", help="a tiny plan through the whole path (tests)")
     ap.add_argument("--recheck", metavar="RUN", help="re-run one done probe (its name, e.g. 'frozen scratch seed 0') "
@@ -459,7 +464,7 @@ def main(argv=None) -> int:
     if args.recheck:
         return recheck(exp, args.recheck)
     t0 = time.perf_counter()
-    executed = exp.execute(parts)
+    executed = exp.execute(parts, only=[w.strip() for w in args.only.split(',') if w.strip()])
     print(f"executed {executed} run(s) in {time.perf_counter() - t0:.0f} s", flush=True)
     if "report" in parts:
         from experiment_report import write_report

@@ -122,6 +122,16 @@ def test_a_part_never_runs_the_runs_it_needs_from_another_part(tmp_path):
     assert "skip frozen simipu 4f/4s seed 0: needs pretrain simipu 4f/4s" in out
 
 
+def test_only_runs_the_runs_named_by_one_of_its_words(tmp_path):
+    """Two runners share a cache on disjoint --only words: each makes only its own runs."""
+    run("--cache", str(tmp_path / "cache"), "--results", str(tmp_path / "results"), "--parts", "frozen",
+        "--only", "scratch_bn")
+    made = set(records(tmp_path / "results"))
+    assert {n for n in made if n.startswith("frozen")} == {f"frozen scratch_bn seed {s}" for s in (0, 1)}
+    assert made - {n for n in made if n.startswith("frozen")} == {"data", "scratch encoder, BN statistics of the "
+                                                                  "train images"}   # what those probes need
+
+
 def test_the_bn_control_changes_only_batchnorm_running_statistics(quick):
     import torch
     cache, _, _ = quick
