@@ -75,8 +75,10 @@ def test_a_root_without_a_val_split_logs_its_first_training_frame(tmp_path):
         acc.Images("heldout/matched_pairs")
 
 
-def test_wandb_logger_records_scalars_figures_config_and_resumes_the_same_run_offline(tmp_path, monkeypatch):
-    pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install 'simipu[wandb]')")
+def test_wandb_logger_records_scalars_figures_config_and_resumes_the_same_run_offline(tmp_path, monkeypatch,
+                                                                                     request):
+    wandb = pytest.importorskip("wandb", reason="the wandb extra is not installed (pip install 'simipu[wandb]')")
+    request.addfinalizer(wandb.teardown)   # wandb keeps its service process (wandb-core) until teardown
     for var, value in (("WANDB_MODE", "offline"), ("WANDB_SILENT", "true"), ("WANDB_CONFIG_DIR", tmp_path / "cfg"),
                        ("WANDB_CACHE_DIR", tmp_path / "cache"), ("WANDB_DATA_DIR", tmp_path / "data")):
         monkeypatch.setenv(var, str(value))
