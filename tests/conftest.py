@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import resource
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -150,9 +152,10 @@ def read_only_dir(tmp_path):
 # A child that outlives its test (a server, a browser helper, a training run) keeps the suite's output pipe open,
 # so a CI that reads it to the end waits forever after the last test has passed. On Linux this process becomes a
 # child subreaper: such orphans are re-parented here instead of to init. After every test (and a garbage
-# collection) its new children must be gone within a grace period; any that are not are killed and the test fails with their command lines, and
-# whatever the notebooks' kernels left is killed when the session ends.
+# collection) its new children must be gone within a grace period; any that are not are killed and the test
+# fails with their command lines, and whatever the notebooks' kernels left is killed when the session ends.
 _PR_SET_CHILD_SUBREAPER = 36
+_HAS_PROC = Path("/proc/self/task").is_dir()   # Linux: children are listed there
 LEFT_BEHIND_GRACE_S = 15.0
 
 
@@ -187,14 +190,14 @@ def _kill(pids) -> None:
 
 
 def pytest_configure(config):
-    if Path("/proc/self/task").is_dir():
+    if _HAS_PROC:
         import ctypes
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if Path("/proc/self/task").is_dir():
+    if _HAS_PROC:
         left = _children()
         if left:
             print("\n[conftest] killing processes left running at the end of the session:\n  "
@@ -204,13 +207,11 @@ def pytest_sessionfinish(session, exitstatus):
 
 @pytest.fixture(autouse=True)
 def _no_process_left_behind():
-    if not Path("/proc/self/task").is_dir():
+    if not _HAS_PROC:
         yield
         return
     before = set(_children())
     yield
-    import gc
-    import time
     gc.collect()   # what only an uncollected object kept alive (a DataLoader iterator in a traceback) ends here
     deadline = time.monotonic() + LEFT_BEHIND_GRACE_S
     while True:

@@ -76,7 +76,7 @@ def test_a_script_that_catches_a_data_error_exits(tmp_path):
     never exit. It must exit at once, and no worker may outlive the run."""
     root = _bad_frame_root(tmp_path)
     script = f"""
-import multiprocessing, sys
+import multiprocessing
 from simipu.config import load_config
 from simipu.errors import DataError
 from simipu.train import pretrain
